@@ -1,0 +1,134 @@
+// CaptionBatcher (see batches.h).
+#include "io/batches.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace glimpse {
+
+std::vector<float> load_image_for_model(const std::string& path, int size, PixelScaling scaling) {
+  return preprocess_image(read_jpeg(path), size, scaling);
+}
+
+void CaptionBatcher::caption_ids(const Tokenizer& tokenizer, const std::string& caption,
+                                 std::vector<int32_t>& input, std::vector<int32_t>& target) {
+  input = tokenizer.encode(with_markers(caption));
+  target.assign(input.size(), 0);
+  for (size_t i = 0; i + 1 < input.size(); ++i) target[i] = input[i + 1];
+}
+
+CaptionBatcher::CaptionBatcher(const CaptionDataset& data, const Tokenizer& tokenizer,
+                               BatcherOptions options)
+    : data_(data), tokenizer_(tokenizer), options_(std::move(options)) {
+  if (options_.batch_size <= 0) throw std::invalid_argument("CaptionBatcher: batch size must be positive");
+  if (data_.images.empty()) throw std::invalid_argument("CaptionBatcher: the dataset has no images");
+  if (options_.cache_images) image_cache_.resize(data_.images.size());
+}
+
+CaptionBatcher::~CaptionBatcher() {
+  if (pending_.valid()) pending_.wait();
+}
+
+int64_t CaptionBatcher::steps_per_epoch() const {
+  size_t pairs = 0;
+  if (options_.all_pairs) {
+    for (const auto& im : data_.images) pairs += im.captions.size();
+  } else {
+    pairs = data_.images.size();
+  }
+  const int64_t b = options_.batch_size;
+  return options_.drop_remainder ? static_cast<int64_t>(pairs) / b
+                                 : (static_cast<int64_t>(pairs) + b - 1) / b;
+}
+
+void CaptionBatcher::start_epoch(int epoch, int64_t skip_steps) {
+  if (pending_.valid()) pending_.wait();
+  pending_ = {};
+  pairs_ = epoch_pairs(data_, options_.seed, epoch, options_.all_pairs);
+  next_step_ = std::min(skip_steps, steps_per_epoch());
+  if (next_step_ < steps_per_epoch())
+    pending_ = std::async(std::launch::async, [this, s = next_step_] { return load(s); });
+}
+
+int64_t CaptionBatcher::bad_images() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return bad_images_;
+}
+
+CaptionBatch CaptionBatcher::load(int64_t step) {
+  const int64_t first = step * options_.batch_size;
+  const int64_t last = std::min<int64_t>(first + options_.batch_size, pairs_.size());
+  const int64_t n = last - first;
+  const int T = tokenizer_.sequence_length();
+  const bool use_features = options_.feature_cache != nullptr;
+  int64_t item_size = 0;
+  Shape item_shape;
+  if (use_features) {
+    const FeatureCacheInfo& info = options_.feature_cache->info();
+    item_shape = {info.cells, info.channels};
+  } else {
+    item_shape = {options_.image_size, options_.image_size, 3};
+  }
+  item_size = shape_numel(item_shape);
+
+  std::vector<std::vector<float>> items(n);
+  std::vector<std::string> errors(n);
+  // Decode in parallel: JPEG decoding and resizing dominate the data pipeline.
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t image_index = pairs_[first + i].first;
+    const CaptionedImage& image = data_.images[image_index];
+    try {
+      if (use_features) {
+        items[i] = options_.feature_cache->features(image.image_id);
+      } else if (options_.cache_images && image_cache_[image_index]) {
+        items[i] = *image_cache_[image_index];
+      } else {
+        items[i] = load_image_for_model(image.path, options_.image_size, options_.scaling);
+        if (options_.cache_images)
+          image_cache_[image_index] = std::make_shared<const std::vector<float>>(items[i]);
+      }
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  }
+
+  CaptionBatch batch;
+  std::vector<float> pixels;
+  std::vector<int32_t> inputs, targets, in, tg;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!errors[i].empty()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++bad_images_;
+      if (bad_messages_.size() < 100) bad_messages_.push_back(errors[i]);
+      continue;
+    }
+    const auto [image_index, caption_index] = pairs_[first + i];
+    caption_ids(tokenizer_, data_.images[image_index].captions[caption_index], in, tg);
+    pixels.insert(pixels.end(), items[i].begin(), items[i].end());
+    inputs.insert(inputs.end(), in.begin(), in.end());
+    targets.insert(targets.end(), tg.begin(), tg.end());
+    batch.image_indices.push_back(image_index);
+  }
+  const int64_t kept = batch.size();
+  Shape shape{kept};
+  shape.insert(shape.end(), item_shape.begin(), item_shape.end());
+  (void)item_size;
+  batch.pixels_or_features = Tensor::from_vector(pixels, shape);
+  batch.input_ids = Tensor::from_vector(inputs, {kept, T});
+  batch.target_ids = Tensor::from_vector(targets, {kept, T});
+  return batch;
+}
+
+bool CaptionBatcher::next(CaptionBatch& batch) {
+  while (next_step_ < steps_per_epoch()) {
+    batch = pending_.get();
+    ++next_step_;
+    if (next_step_ < steps_per_epoch())
+      pending_ = std::async(std::launch::async, [this, s = next_step_] { return load(s); });
+    if (batch.size() > 0) return true;  // a batch whose every image failed is skipped
+  }
+  return false;
+}
+
+}  // namespace glimpse

@@ -1,0 +1,224 @@
+// Inception-ResNet-v2, block by block in the order keras/applications/inception_resnet_v2.py
+// creates its layers (which is also the order its weights are saved in).
+#include "models/inception_resnet_v2.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace glimpse::models {
+
+InceptionConfig InceptionConfig::full() { return InceptionConfig{}; }
+
+InceptionConfig InceptionConfig::tiny() {
+  InceptionConfig c;
+  c.image_size = 128;
+  c.width_divisor = 8;
+  c.repeats_block35 = 1;
+  c.repeats_block17 = 1;
+  c.repeats_block8 = 1;
+  c.valid_reductions = false;
+  return c;
+}
+
+ConvBN::ConvBN(const std::string& conv_name, const std::string& bn_name, int64_t cin,
+               int64_t filters, int kh, int kw, int stride, Padding padding, bool act,
+               bool use_bias, Generator& gen)
+    : nn::Module(conv_name), activation(act) {
+  register_module(conv, std::make_unique<nn::Conv2D>(conv_name, cin, filters, kh, kw, gen, stride,
+                                                     padding, use_bias));
+  if (!use_bias)
+    register_module(bn, std::make_unique<nn::BatchNormalization>(bn_name, filters,
+                                                                 /*scale=*/false));
+}
+
+Tensor ConvBN::forward(const Tensor& x) {
+  Tensor y = conv->forward(x);
+  if (bn) y = bn->forward(y);
+  return activation ? relu(y) : y;
+}
+
+int64_t InceptionResNetV2::f(int64_t keras_filters) const {
+  if (config_.width_divisor == 1) return keras_filters;
+  return std::max<int64_t>(4, static_cast<int64_t>(std::lround(
+                                  static_cast<double>(keras_filters) / config_.width_divisor)));
+}
+
+Padding InceptionResNetV2::reduction_padding() const {
+  return config_.valid_reductions ? Padding::Valid : Padding::Same;
+}
+
+ConvBN& InceptionResNetV2::make(int64_t cin, int64_t filters, int kh, int kw, int stride,
+                                Padding padding, bool activation, bool use_bias,
+                                const std::string& name) {
+  std::string conv_name = name, bn_name = name.empty() ? "" : name + "_bn";
+  if (name.empty()) {
+    // Keras automatic names: the first layer of a kind has no suffix, then _1, _2, ...
+    conv_name = conv_counter_ == 0 ? "conv2d" : "conv2d_" + std::to_string(conv_counter_);
+    ++conv_counter_;
+    if (!use_bias) {
+      bn_name = bn_counter_ == 0 ? "batch_normalization"
+                                 : "batch_normalization_" + std::to_string(bn_counter_);
+      ++bn_counter_;
+    }
+  }
+  units_.push_back(std::make_unique<ConvBN>(conv_name, bn_name, cin, filters, kh, kw, stride,
+                                            padding, activation, use_bias, *gen_));
+  register_child(*units_.back());
+  return *units_.back();
+}
+
+InceptionResNetV2::InceptionResNetV2(const InceptionConfig& config, Generator& gen,
+                                     const std::string& name)
+    : nn::Module(name), config_(config), gen_(&gen) {
+  const Padding same = Padding::Same, red = reduction_padding();
+  auto idx = [this] { return static_cast<int>(units_.size()) - 1; };
+  auto out_size = [](int64_t in, int k, int s, Padding p) { return plan_padding(in, k, s, p).out; };
+
+  // Stem.
+  int64_t size = config.image_size;
+  make(3, f(32), 3, 3, 2, red);          stem_.push_back(idx()); size = out_size(size, 3, 2, red);
+  make(f(32), f(32), 3, 3, 1, red);      stem_.push_back(idx()); size = out_size(size, 3, 1, red);
+  make(f(32), f(64), 3, 3, 1, same);     stem_.push_back(idx());
+  size = out_size(size, 3, 2, red);      // max-pool 3/2
+  make(f(64), f(80), 1, 1, 1, red);      stem_.push_back(idx());
+  make(f(80), f(192), 3, 3, 1, red);     stem_.push_back(idx()); size = out_size(size, 3, 1, red);
+  size = out_size(size, 3, 2, red);      // max-pool 3/2
+  if (size < 1) throw std::invalid_argument("InceptionResNetV2: image_size is too small");
+
+  // mixed_5b: [96 1x1] [48 1x1 -> 64 5x5] [64 1x1 -> 96 3x3 -> 96 3x3] [avg-pool -> 64 1x1]
+  int64_t c = f(192);
+  mixed_5b_.resize(4);
+  make(c, f(96), 1, 1, 1, same);         mixed_5b_[0].push_back(idx());
+  make(c, f(48), 1, 1, 1, same);         mixed_5b_[1].push_back(idx());
+  make(f(48), f(64), 5, 5, 1, same);     mixed_5b_[1].push_back(idx());
+  make(c, f(64), 1, 1, 1, same);         mixed_5b_[2].push_back(idx());
+  make(f(64), f(96), 3, 3, 1, same);     mixed_5b_[2].push_back(idx());
+  make(f(96), f(96), 3, 3, 1, same);     mixed_5b_[2].push_back(idx());
+  make(c, f(64), 1, 1, 1, same);         mixed_5b_[3].push_back(idx());
+  c = f(96) + f(64) + f(96) + f(64);
+
+  auto residual = [&](const std::string& type, int block_idx, double scale, bool activation,
+                      std::vector<Residual>& blocks) {
+    Residual r;
+    r.scale = scale;
+    r.activation = activation;
+    int64_t mixed = 0;
+    if (type == "block35") {
+      r.branches.resize(3);
+      make(c, f(32), 1, 1, 1, same);       r.branches[0].push_back(idx());
+      make(c, f(32), 1, 1, 1, same);       r.branches[1].push_back(idx());
+      make(f(32), f(32), 3, 3, 1, same);   r.branches[1].push_back(idx());
+      make(c, f(32), 1, 1, 1, same);       r.branches[2].push_back(idx());
+      make(f(32), f(48), 3, 3, 1, same);   r.branches[2].push_back(idx());
+      make(f(48), f(64), 3, 3, 1, same);   r.branches[2].push_back(idx());
+      mixed = f(32) + f(32) + f(64);
+    } else if (type == "block17") {
+      r.branches.resize(2);
+      make(c, f(192), 1, 1, 1, same);      r.branches[0].push_back(idx());
+      make(c, f(128), 1, 1, 1, same);      r.branches[1].push_back(idx());
+      make(f(128), f(160), 1, 7, 1, same); r.branches[1].push_back(idx());
+      make(f(160), f(192), 7, 1, 1, same); r.branches[1].push_back(idx());
+      mixed = f(192) + f(192);
+    } else {
+      r.branches.resize(2);
+      make(c, f(192), 1, 1, 1, same);      r.branches[0].push_back(idx());
+      make(c, f(192), 1, 1, 1, same);      r.branches[1].push_back(idx());
+      make(f(192), f(224), 1, 3, 1, same); r.branches[1].push_back(idx());
+      make(f(224), f(256), 3, 1, 1, same); r.branches[1].push_back(idx());
+      mixed = f(192) + f(256);
+    }
+    make(mixed, c, 1, 1, 1, same, /*activation=*/false, /*use_bias=*/true,
+         type + "_" + std::to_string(block_idx) + "_conv");
+    r.up = idx();
+    blocks.push_back(std::move(r));
+  };
+
+  for (int i = 1; i <= config.repeats_block35; ++i) residual("block35", i, 0.17, true, block35_);
+
+  // mixed_6a: [384 3/2] [256 1x1 -> 256 3x3 -> 384 3/2] [max-pool 3/2]
+  mixed_6a_.resize(2);
+  make(c, f(384), 3, 3, 2, red);         mixed_6a_[0].push_back(idx());
+  make(c, f(256), 1, 1, 1, same);        mixed_6a_[1].push_back(idx());
+  make(f(256), f(256), 3, 3, 1, same);   mixed_6a_[1].push_back(idx());
+  make(f(256), f(384), 3, 3, 2, red);    mixed_6a_[1].push_back(idx());
+  c = f(384) + f(384) + c;
+  size = out_size(size, 3, 2, red);
+
+  for (int i = 1; i <= config.repeats_block17; ++i) residual("block17", i, 0.10, true, block17_);
+
+  // mixed_7a: [256 1x1 -> 384 3/2] [256 1x1 -> 288 3/2] [256 1x1 -> 288 3x3 -> 320 3/2] [pool]
+  mixed_7a_.resize(3);
+  make(c, f(256), 1, 1, 1, same);        mixed_7a_[0].push_back(idx());
+  make(f(256), f(384), 3, 3, 2, red);    mixed_7a_[0].push_back(idx());
+  make(c, f(256), 1, 1, 1, same);        mixed_7a_[1].push_back(idx());
+  make(f(256), f(288), 3, 3, 2, red);    mixed_7a_[1].push_back(idx());
+  make(c, f(256), 1, 1, 1, same);        mixed_7a_[2].push_back(idx());
+  make(f(256), f(288), 3, 3, 1, same);   mixed_7a_[2].push_back(idx());
+  make(f(288), f(320), 3, 3, 2, red);    mixed_7a_[2].push_back(idx());
+  c = f(384) + f(288) + f(320) + c;
+  size = out_size(size, 3, 2, red);
+
+  // block8 x N; the last one has scale 1 and no activation.
+  for (int i = 1; i <= config.repeats_block8; ++i) {
+    const bool last = i == config.repeats_block8;
+    residual("block8", i, last ? 1.0 : 0.20, !last, block8_);
+  }
+
+  make(c, f(1536), 1, 1, 1, same, true, false, "conv_7b");
+  conv_7b_ = idx();
+  output_channels_ = f(1536);
+  grid_size_ = size;
+  if (grid_size_ < 1)
+    throw std::invalid_argument("InceptionResNetV2: image_size " +
+                                std::to_string(config.image_size) + " is too small (min 75)");
+}
+
+std::vector<ConvBN*> InceptionResNetV2::layers_in_order() const {
+  std::vector<ConvBN*> out;
+  for (const auto& u : units_) out.push_back(u.get());
+  return out;
+}
+
+Tensor InceptionResNetV2::forward(const Tensor& images) {
+  if (images.rank() != 4 || images.shape()[3] != 3)
+    throw std::invalid_argument("InceptionResNetV2: expected images [B, H, W, 3], got " +
+                                shape_str(images.shape()));
+  const Padding red = reduction_padding();
+  auto run = [this](const std::vector<int>& chain, Tensor x) {
+    for (int i : chain) x = units_[i]->forward(x);
+    return x;
+  };
+  Tensor x = images;
+  x = units_[stem_[0]]->forward(x);
+  x = units_[stem_[1]]->forward(x);
+  x = units_[stem_[2]]->forward(x);
+  x = max_pool2d(x, 3, 3, 2, 2, red);
+  x = units_[stem_[3]]->forward(x);
+  x = units_[stem_[4]]->forward(x);
+  x = max_pool2d(x, 3, 3, 2, 2, red);
+
+  x = concat({run(mixed_5b_[0], x), run(mixed_5b_[1], x), run(mixed_5b_[2], x),
+              run(mixed_5b_[3], avg_pool2d(x, 3, 3, 1, 1, Padding::Same))},
+             3);
+
+  auto residual_forward = [&](const Residual& r, const Tensor& in) {
+    std::vector<Tensor> outs;
+    for (const auto& b : r.branches) outs.push_back(run(b, in));
+    Tensor up = units_[r.up]->forward(outs.size() == 1 ? outs[0] : concat(outs, 3));
+    Tensor y = add(in, mul_scalar(up, r.scale));
+    return r.activation ? relu(y) : y;
+  };
+  for (const Residual& r : block35_) x = residual_forward(r, x);
+
+  x = concat({run(mixed_6a_[0], x), run(mixed_6a_[1], x), max_pool2d(x, 3, 3, 2, 2, red)}, 3);
+  for (const Residual& r : block17_) x = residual_forward(r, x);
+
+  x = concat({run(mixed_7a_[0], x), run(mixed_7a_[1], x), run(mixed_7a_[2], x),
+              max_pool2d(x, 3, 3, 2, 2, red)},
+             3);
+  for (const Residual& r : block8_) x = residual_forward(r, x);
+  return units_[conv_7b_]->forward(x);
+}
+
+}  // namespace glimpse::models

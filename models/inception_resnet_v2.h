@@ -1,0 +1,82 @@
+// Inception-ResNet-v2 as Keras builds it (include_top=False), and "tiny", a small member of the
+// same family for CPU training on the shapes dataset.
+//
+// Layer names follow Keras's automatic naming (conv2d, conv2d_1, ..., batch_normalization_N,
+// block35_1_conv, conv_7b, conv_7b_bn), so tf.keras-saved weight files map by name; the TF-slim
+// names of the official ImageNet file map by creation order (io/keras_import.cpp).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "nn/layers.h"
+
+namespace glimpse::models {
+
+struct InceptionConfig {
+  int image_size = 299;
+  // Filter counts are Keras's divided by this (at least 4): 1 = the real network.
+  int width_divisor = 1;
+  int repeats_block35 = 10, repeats_block17 = 20, repeats_block8 = 10;
+  // Keras pads every strided stem/reduction op VALID (299 -> 8x8). "tiny" pads them SAME so a
+  // 128x128 image still leaves a 4x4 attention grid.
+  bool valid_reductions = true;
+
+  static InceptionConfig full();  // 299x299 -> 8x8x1536, 54,336,736 parameters
+  static InceptionConfig tiny();  // 128x128 -> 4x4 grid, a few hundred thousand parameters
+};
+
+// conv2d_bn of Keras: Conv2D (no bias) -> BatchNormalization(scale=False) -> ReLU; with
+// use_bias the BN is skipped, with activation=false the ReLU is skipped.
+class ConvBN : public nn::Module {
+ public:
+  ConvBN(const std::string& conv_name, const std::string& bn_name, int64_t cin, int64_t filters,
+         int kh, int kw, int stride, Padding padding, bool activation, bool use_bias,
+         Generator& gen);
+  std::string type_name() const override { return "conv2d_bn"; }
+  Tensor forward(const Tensor& x);
+
+  std::unique_ptr<nn::Conv2D> conv;
+  std::unique_ptr<nn::BatchNormalization> bn;
+  bool activation;
+};
+
+class InceptionResNetV2 : public nn::Module {
+ public:
+  InceptionResNetV2(const InceptionConfig& config, Generator& gen,
+                    const std::string& name = "encoder");
+  std::string type_name() const override { return "InceptionResNetV2"; }
+  // images [B, H, W, 3] scaled to [-1, 1] -> features [B, h, w, C]
+  Tensor forward(const Tensor& images);
+  int64_t output_channels() const { return output_channels_; }
+  int64_t grid_size() const { return grid_size_; }  // h = w of the output for config.image_size
+  const InceptionConfig& config() const { return config_; }
+  // Conv and BN layers in creation order (the order Keras creates and saves them).
+  std::vector<ConvBN*> layers_in_order() const;
+
+ private:
+  struct Block;  // a residual block: branches, up conv, scale, activation
+  ConvBN& make(int64_t cin, int64_t filters, int kh, int kw, int stride, Padding padding,
+               bool activation = true, bool use_bias = false, const std::string& name = "");
+  int64_t f(int64_t keras_filters) const;  // filters after the width divisor
+  Padding reduction_padding() const;
+
+  InceptionConfig config_;
+  Generator* gen_;
+  int conv_counter_ = 0, bn_counter_ = 0;
+  std::vector<std::unique_ptr<ConvBN>> units_;
+  int64_t output_channels_ = 0, grid_size_ = 0;
+
+  // Stem and mixed blocks: indices into units_.
+  std::vector<int> stem_;
+  std::vector<std::vector<int>> mixed_5b_, mixed_6a_, mixed_7a_;
+  struct Residual {
+    std::vector<std::vector<int>> branches;
+    int up;
+    double scale;
+    bool activation;
+  };
+  std::vector<Residual> block35_, block17_, block8_;
+  int conv_7b_ = -1;
+};
+
+}  // namespace glimpse::models

@@ -1,0 +1,77 @@
+// The training loop behind tools/train: epochs of teacher-forced steps with Adam, a progress bar,
+// validation loss and sample captions after each epoch, atomic checkpoints every N steps and at
+// each epoch, exact resume, a CSV log and a PNG loss curve.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/captions.h"
+#include "io/feature_cache.h"
+#include "io/tokenizer.h"
+#include "models/captioner.h"
+#include "nn/optim.h"
+
+namespace glimpse::models {
+
+struct TrainOptions {
+  std::string out_dir = "runs/default";
+  int epochs = 1;
+  int batch_size = 32;
+  double learning_rate = 1e-3;
+  double clip_norm = 0;          // 0 = no clipping
+  int warmup_steps = 0;          // > 0: linear warmup then cosine decay over the run
+  uint64_t seed = 0;
+  int64_t checkpoint_every = 0;  // steps; 0 = only at the end of each epoch
+  bool resume = false;
+  bool all_pairs = false;
+  bool cache_images = false;
+  Device device = Device::CPU;
+  int64_t max_steps = -1;        // stop after this many steps in total (tests, smoke runs)
+  int sample_captions = 3;       // printed after each epoch
+  bool progress_bar = true;
+  std::shared_ptr<FeatureCache> feature_cache;
+  std::atomic<bool>* stop_requested = nullptr;  // set by a Ctrl-C handler
+};
+
+struct TrainData {
+  CaptionDataset train;
+  CaptionDataset val;
+  Tokenizer tokenizer;
+};
+
+struct TrainResult {
+  std::vector<double> step_losses;  // the losses of the steps run in this call
+  int64_t global_step = 0;
+  std::string checkpoint;           // the last checkpoint written ("" if none)
+  bool interrupted = false;
+  double last_val_loss = 0;
+};
+
+// Thrown when the loss stops being finite; the message names the step and the last checkpoint.
+struct NonFiniteLoss : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+TrainResult train_captioner(Captioner& model, const TrainData& data, const TrainOptions& options);
+
+// Saves model + optimizer + tokenizer + progress atomically to `path`.
+void save_training_checkpoint(const std::string& path, Captioner& model, nn::Optimizer* optimizer,
+                              const Tokenizer& tokenizer, const nlohmann::json& progress);
+
+// Loads a checkpoint for inference: builds the model from the stored config, fills its weights,
+// restores the tokenizer.
+struct LoadedModel {
+  std::unique_ptr<Captioner> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  nlohmann::json progress;
+};
+LoadedModel load_captioner(const std::string& checkpoint_path, Device device = Device::CPU);
+
+// The mean masked loss over a split (no gradients).
+double evaluate_loss(Captioner& model, const CaptionDataset& data, const Tokenizer& tokenizer,
+                     int batch_size, Device device, const std::shared_ptr<FeatureCache>& cache);
+
+}  // namespace glimpse::models

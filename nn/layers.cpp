@@ -1,0 +1,124 @@
+// Dense, Conv2D, BatchNormalization, LayerNormalization, Embedding, Dropout and the stateless
+// pooling helpers.
+#include "nn/layers.h"
+
+#include <stdexcept>
+
+#include "nn/init.h"
+
+namespace glimpse::nn {
+
+Tensor apply_activation(const Tensor& x, Activation activation) {
+  switch (activation) {
+    case Activation::None: return x;
+    case Activation::Relu: return relu(x);
+    case Activation::Sigmoid: return sigmoid(x);
+    case Activation::Tanh: return tanh(x);
+    case Activation::Softmax: return softmax(x, -1);
+  }
+  return x;
+}
+
+Activation activation_from_name(const std::string& name) {
+  if (name == "linear" || name == "none" || name.empty()) return Activation::None;
+  if (name == "relu") return Activation::Relu;
+  if (name == "sigmoid") return Activation::Sigmoid;
+  if (name == "tanh") return Activation::Tanh;
+  if (name == "softmax") return Activation::Softmax;
+  throw std::invalid_argument("activation_from_name: unknown activation '" + name + "'");
+}
+
+Dense::Dense(const std::string& name, int64_t in, int64_t n_units, Generator& gen,
+             Activation act, bool bias_on)
+    : Module(name), in_features(in), units(n_units), activation(act), use_bias(bias_on) {
+  register_parameter("kernel", kernel, init::glorot_uniform({in, n_units}, gen));
+  if (use_bias) register_parameter("bias", bias, init::zeros({n_units}));
+}
+
+Tensor Dense::forward(const Tensor& x) const {
+  if (x.rank() < 1 || x.shape().back() != in_features)
+    throw std::invalid_argument("Dense '" + name() + "': expected input [..., " +
+                                std::to_string(in_features) + "], got " + shape_str(x.shape()));
+  Shape out_shape = x.shape();
+  out_shape.back() = units;
+  Tensor y = matmul(reshape(x, {-1, in_features}), kernel);
+  if (use_bias) y = add(y, bias);
+  return apply_activation(reshape(y, out_shape), activation);
+}
+
+Conv2D::Conv2D(const std::string& name, int64_t cin, int64_t filters, int kh, int kw,
+               Generator& gen, int stride_, Padding padding_, bool bias_on, Activation act)
+    : Module(name), stride(stride_), padding(padding_), use_bias(bias_on), activation(act) {
+  register_parameter("kernel", kernel, init::glorot_uniform({kh, kw, cin, filters}, gen));
+  if (use_bias) register_parameter("bias", bias, init::zeros({filters}));
+}
+
+Tensor Conv2D::forward(const Tensor& x) const {
+  Tensor y = conv2d(x, kernel, stride, stride, padding);
+  if (use_bias) y = add(y, bias);
+  return apply_activation(y, activation);
+}
+
+BatchNormalization::BatchNormalization(const std::string& name, int64_t channels, bool scale_on,
+                                       bool center_on, double momentum_, double epsilon_)
+    : Module(name), scale(scale_on), center(center_on), momentum(momentum_), epsilon(epsilon_) {
+  if (scale) register_parameter("gamma", gamma, init::ones({channels}));
+  if (center) register_parameter("beta", beta, init::zeros({channels}));
+  else beta = Tensor::zeros({channels});
+  register_buffer("moving_mean", moving_mean, init::zeros({channels}));
+  register_buffer("moving_variance", moving_variance, init::ones({channels}));
+}
+
+Tensor BatchNormalization::forward(const Tensor& x) {
+  if (!center && beta.device() != x.device()) beta = beta.to(x.device());
+  return batch_norm(x, scale ? gamma : Tensor(), beta, moving_mean, moving_variance,
+                    training_behaviour(), momentum, epsilon);
+}
+
+LayerNormalization::LayerNormalization(const std::string& name, int64_t features, double eps)
+    : Module(name), epsilon(eps) {
+  register_parameter("gamma", gamma, init::ones({features}));
+  register_parameter("beta", beta, init::zeros({features}));
+}
+
+Tensor LayerNormalization::forward(const Tensor& x) const {
+  return layer_norm(x, gamma, beta, epsilon);
+}
+
+Embedding::Embedding(const std::string& name, int64_t input_dim, int64_t output_dim,
+                     Generator& gen)
+    : Module(name) {
+  register_parameter("embeddings", embeddings, init::uniform({input_dim, output_dim}, -0.05, 0.05, gen));
+}
+
+Tensor Embedding::forward(const Tensor& ids) const { return gather_rows(embeddings, ids); }
+
+Dropout::Dropout(const std::string& name, double rate_, uint64_t seed_)
+    : Module(name), rate(rate_), seed(seed_) {
+  if (rate < 0 || rate >= 1)
+    throw std::invalid_argument("Dropout '" + name + "': rate must be in [0, 1)");
+}
+
+Tensor Dropout::forward(const Tensor& x) {
+  if (!training_behaviour() || rate == 0) return x;
+  // Each call gets its own stretch of the counter space.
+  const uint64_t offset = (calls++) << 40;
+  return dropout(x, rate, seed, offset);
+}
+
+Tensor max_pooling2d(const Tensor& x, int pool, int stride, Padding padding) {
+  return max_pool2d(x, pool, pool, stride, stride, padding);
+}
+
+Tensor average_pooling2d(const Tensor& x, int pool, int stride, Padding padding) {
+  return avg_pool2d(x, pool, pool, stride, stride, padding);
+}
+
+Tensor global_average_pooling2d(const Tensor& x) {
+  if (x.rank() != 4)
+    throw std::invalid_argument("global_average_pooling2d: input must be NHWC, got " +
+                                shape_str(x.shape()));
+  return mean(x, {1, 2});
+}
+
+}  // namespace glimpse::nn

@@ -1,0 +1,122 @@
+// Optimizers, clipping and schedules (see optim.h).
+#include "nn/optim.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "tensor/autograd.h"
+#include "tensor/ops.h"
+
+namespace glimpse::nn {
+
+WarmupCosineLr::WarmupCosineLr(double peak, int64_t warmup, int64_t total, double final_lr)
+    : peak_(peak), final_(final_lr), warmup_(warmup), total_(total) {
+  if (warmup < 0 || total <= 0 || warmup > total)
+    throw std::invalid_argument("WarmupCosineLr: need 0 <= warmup_steps <= total_steps, total > 0");
+}
+
+double WarmupCosineLr::at(int64_t step) const {
+  if (step < warmup_) return peak_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
+  if (step >= total_) return final_;
+  const double progress =
+      static_cast<double>(step - warmup_) / static_cast<double>(std::max<int64_t>(1, total_ - warmup_));
+  return final_ + 0.5 * (peak_ - final_) * (1.0 + std::cos(M_PI * progress));
+}
+
+double global_grad_norm(const std::vector<Tensor*>& parameters) {
+  NoGradGuard no_grad;
+  double total = 0;
+  for (Tensor* p : parameters) {
+    Tensor g = p->grad();
+    if (g.defined()) total += sum(square(g)).item();
+  }
+  return std::sqrt(total);
+}
+
+double clip_grad_norm(const std::vector<Tensor*>& parameters, double max_norm) {
+  if (max_norm <= 0) throw std::invalid_argument("clip_grad_norm: max_norm must be positive");
+  const double norm = global_grad_norm(parameters);
+  if (norm > max_norm && std::isfinite(norm)) {
+    NoGradGuard no_grad;
+    const double factor = max_norm / norm;
+    for (Tensor* p : parameters) {
+      Tensor g = p->grad();
+      if (!g.defined()) continue;
+      // Scale in place: the gradient buffer belongs to the parameter.
+      Tensor scaled = mul_scalar(g, factor);
+      g.copy_(scaled);
+    }
+  }
+  return norm;
+}
+
+Optimizer::Optimizer(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedule)
+    : params_(std::move(parameters)), schedule_(std::move(schedule)) {
+  if (!schedule_) throw std::invalid_argument("Optimizer: a learning-rate schedule is required");
+  for (const NamedTensor& p : params_) {
+    slots_a_.push_back(Tensor::zeros(p.tensor->shape(), p.tensor->dtype(), p.tensor->device()));
+    slots_b_.push_back(Tensor::zeros(p.tensor->shape(), p.tensor->dtype(), p.tensor->device()));
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (const NamedTensor& p : params_) p.tensor->zero_grad();
+}
+
+void Optimizer::sync_devices() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Device d = params_[i].tensor->device();
+    if (slots_a_[i].device() != d) slots_a_[i] = slots_a_[i].to(d);
+    if (slots_b_[i].device() != d) slots_b_[i] = slots_b_[i].to(d);
+  }
+}
+
+Adam::Adam(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedule, double b1,
+           double b2, double eps)
+    : Optimizer(std::move(parameters), std::move(schedule)), beta1(b1), beta2(b2), epsilon(eps) {}
+
+void Adam::step() {
+  NoGradGuard no_grad;
+  const double lr = schedule_->at(iterations_);
+  const double t = static_cast<double>(iterations_ + 1);
+  const double lr_t = lr * std::sqrt(1.0 - std::pow(beta2, t)) / (1.0 - std::pow(beta1, t));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor g = params_[i].tensor->grad();
+    if (!g.defined()) continue;
+    adam_update_(*params_[i].tensor, g, slots_a_[i], slots_b_[i], lr_t, beta1, beta2, epsilon);
+  }
+  ++iterations_;
+}
+
+std::vector<NamedTensor> Adam::state() {
+  std::vector<NamedTensor> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out.push_back({"adam/m/" + params_[i].name, &slots_a_[i], true});
+    out.push_back({"adam/v/" + params_[i].name, &slots_b_[i], true});
+  }
+  return out;
+}
+
+SGD::SGD(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedule, double m,
+         bool nest)
+    : Optimizer(std::move(parameters), std::move(schedule)), momentum(m), nesterov(nest) {}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  const double lr = schedule_->at(iterations_);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor g = params_[i].tensor->grad();
+    if (!g.defined()) continue;
+    sgd_update_(*params_[i].tensor, g, slots_a_[i], lr, momentum, nesterov);
+  }
+  ++iterations_;
+}
+
+std::vector<NamedTensor> SGD::state() {
+  std::vector<NamedTensor> out;
+  for (size_t i = 0; i < params_.size(); ++i)
+    out.push_back({"sgd/velocity/" + params_[i].name, &slots_a_[i], true});
+  return out;
+}
+
+}  // namespace glimpse::nn

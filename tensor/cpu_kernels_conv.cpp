@@ -1,0 +1,203 @@
+// CPU kernels for NHWC convolution and pooling: im2col / col2im (a convolution is then one GEMM
+// against the Keras (kh, kw, cin, cout) kernel viewed as a (KH*KW*C, COUT) matrix), and max / average
+// pooling with their backward passes. Geometry (incl. TF's asymmetric SAME padding) arrives resolved.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "tensor/cpu_kernels_impl.h"
+
+namespace glimpse::cpu::detail {
+namespace {
+
+// The part of a window that lies inside the input along one axis: window offsets [lo, hi) for the
+// window starting at input coordinate `start` (negative when it begins in the padding).
+struct WindowSpan {
+  int64_t lo, hi;
+};
+inline WindowSpan inside_span(int64_t start, int64_t window, int64_t input_size) {
+  return {std::max<int64_t>(0, -start), std::min(window, input_size - start)};
+}
+
+// The output positions whose windows cover input coordinate `in` along one axis:
+// out * stride - pad <= in < out * stride - pad + window.
+struct OutputSpan {
+  int64_t first, last;  // inclusive; empty when first > last
+};
+inline OutputSpan covering_outputs(int64_t in, int64_t pad, int64_t window, int64_t stride,
+                                   int64_t output_size) {
+  const int64_t lowest_start = in + pad - window + 1;  // out * stride must be at least this
+  const int64_t first = lowest_start <= 0 ? 0 : (lowest_start + stride - 1) / stride;
+  const int64_t last = std::min(output_size - 1, (in + pad) / stride);
+  return {first, last};
+}
+
+template <class T>
+void im2col(const T* x, T* cols, const Conv2dGeometry& g) {
+  const int64_t row_length = g.KH * g.KW * g.C;
+  parallel_for(g.N * g.OH, g.OW * row_length, [&](int64_t n_oh) {
+    const int64_t n = n_oh / g.OH;
+    const int64_t oh = n_oh % g.OH;
+    const int64_t h_start = oh * g.SH - g.pad_top;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      T* row = cols + (n_oh * g.OW + ow) * row_length;
+      const int64_t w_start = ow * g.SW - g.pad_left;
+      const WindowSpan w_span = inside_span(w_start, g.KW, g.W);
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        T* dst = row + kh * g.KW * g.C;
+        const int64_t ih = h_start + kh;
+        if (ih < 0 || ih >= g.H || w_span.lo >= w_span.hi) {
+          std::fill(dst, dst + g.KW * g.C, T(0));
+          continue;
+        }
+        // The cells kw in [lo, hi) of one window row are neighbours in memory: one copy.
+        std::fill(dst, dst + w_span.lo * g.C, T(0));
+        const T* src = x + ((n * g.H + ih) * g.W + w_start + w_span.lo) * g.C;
+        std::memcpy(dst + w_span.lo * g.C, src, (w_span.hi - w_span.lo) * g.C * sizeof(T));
+        std::fill(dst + w_span.hi * g.C, dst + g.KW * g.C, T(0));
+      }
+    }
+  });
+}
+
+// The adjoint of im2col, computed as a gather: each input pixel sums the column entries that
+// copied it, so every gx element is owned by one thread and the order of additions is fixed.
+template <class T>
+void col2im(const T* cols, T* gx, const Conv2dGeometry& g) {
+  const int64_t row_length = g.KH * g.KW * g.C;
+  parallel_for(g.N * g.H, g.W * g.KH * g.KW * g.C, [&](int64_t n_ih) {
+    const int64_t n = n_ih / g.H;
+    const int64_t ih = n_ih % g.H;
+    const OutputSpan oh_span = covering_outputs(ih, g.pad_top, g.KH, g.SH, g.OH);
+    for (int64_t iw = 0; iw < g.W; ++iw) {
+      T* dst = gx + (n_ih * g.W + iw) * g.C;
+      const OutputSpan ow_span = covering_outputs(iw, g.pad_left, g.KW, g.SW, g.OW);
+      for (int64_t oh = oh_span.first; oh <= oh_span.last; ++oh) {
+        const int64_t kh = ih + g.pad_top - oh * g.SH;
+        for (int64_t ow = ow_span.first; ow <= ow_span.last; ++ow) {
+          const int64_t kw = iw + g.pad_left - ow * g.SW;
+          const T* src = cols + ((n * g.OH + oh) * g.OW + ow) * row_length + (kh * g.KW + kw) * g.C;
+          for (int64_t c = 0; c < g.C; ++c) dst[c] += src[c];
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
+  parallel_for(g.N * g.OH, g.OW * g.KH * g.KW * g.C, [&](int64_t n_oh) {
+    const int64_t n = n_oh / g.OH;
+    const int64_t h_start = (n_oh % g.OH) * g.SH - g.pad_top;
+    const WindowSpan h_span = inside_span(h_start, g.KH, g.H);
+    const T* image = x + n * g.H * g.W * g.C;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      T* best = y + (n_oh * g.OW + ow) * g.C;
+      int32_t* best_index = argmax + (n_oh * g.OW + ow) * g.C;
+      const int64_t w_start = ow * g.SW - g.pad_left;
+      const WindowSpan w_span = inside_span(w_start, g.KW, g.W);
+      // Padded cells are -inf, so they can never beat a real cell: scanning only the real cells
+      // gives the same maximum, and the argmax always points at a real pixel.
+      std::fill(best, best + g.C, -std::numeric_limits<T>::infinity());
+      std::fill(best_index, best_index + g.C, -1);
+      bool first = true;
+      for (int64_t kh = h_span.lo; kh < h_span.hi; ++kh) {
+        for (int64_t kw = w_span.lo; kw < w_span.hi; ++kw) {
+          const int64_t flat = ((h_start + kh) * g.W + (w_start + kw)) * g.C;
+          const T* cell = image + flat;
+          for (int64_t c = 0; c < g.C; ++c) {
+            // Later cells must be strictly larger (the first maximum wins); the first NaN wins too.
+            if (first || cell[c] > best[c] || (cell[c] != cell[c] && best[c] == best[c])) {
+              best[c] = cell[c];
+              best_index[c] = static_cast<int32_t>(flat + c);
+            }
+          }
+          first = false;
+        }
+      }
+    }
+  });
+}
+
+// Windows may overlap (stride < window), so two outputs can route to one input: images are
+// processed in parallel, each image's scatter serially.
+template <class T>
+void max_pool_backward(const T* gy, const int32_t* argmax, T* gx, const Conv2dGeometry& g) {
+  const int64_t image_size = g.H * g.W * g.C;
+  const int64_t outputs_per_image = g.OH * g.OW * g.C;
+  parallel_for(g.N, image_size + outputs_per_image, [&](int64_t n) {
+    T* image_grad = gx + n * image_size;
+    std::fill(image_grad, image_grad + image_size, T(0));
+    const T* g_out = gy + n * outputs_per_image;
+    const int32_t* index = argmax + n * outputs_per_image;
+    for (int64_t i = 0; i < outputs_per_image; ++i) {
+      if (index[i] >= 0) image_grad[index[i]] += g_out[i];
+    }
+  });
+}
+
+// TF semantics: the average is over the real cells only, padding excluded from the count.
+template <class T>
+void avg_pool(const T* x, T* y, const Conv2dGeometry& g) {
+  parallel_for(g.N * g.OH, g.OW * g.KH * g.KW * g.C, [&](int64_t n_oh) {
+    const int64_t n = n_oh / g.OH;
+    const int64_t h_start = (n_oh % g.OH) * g.SH - g.pad_top;
+    const WindowSpan h_span = inside_span(h_start, g.KH, g.H);
+    const T* image = x + n * g.H * g.W * g.C;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      T* out = y + (n_oh * g.OW + ow) * g.C;
+      const int64_t w_start = ow * g.SW - g.pad_left;
+      const WindowSpan w_span = inside_span(w_start, g.KW, g.W);
+      std::fill(out, out + g.C, T(0));
+      for (int64_t kh = h_span.lo; kh < h_span.hi; ++kh) {
+        for (int64_t kw = w_span.lo; kw < w_span.hi; ++kw) {
+          const T* cell = image + ((h_start + kh) * g.W + (w_start + kw)) * g.C;
+          for (int64_t c = 0; c < g.C; ++c) out[c] += cell[c];
+        }
+      }
+      const T count = static_cast<T>((h_span.hi - h_span.lo) * (w_span.hi - w_span.lo));
+      for (int64_t c = 0; c < g.C; ++c) out[c] /= count;
+    }
+  });
+}
+
+// Gather form, like col2im: each input pixel collects gy / count from the windows covering it.
+template <class T>
+void avg_pool_backward(const T* gy, T* gx, const Conv2dGeometry& g) {
+  parallel_for(g.N * g.H, g.W * g.KH * g.KW * g.C, [&](int64_t n_ih) {
+    const int64_t n = n_ih / g.H;
+    const int64_t ih = n_ih % g.H;
+    const OutputSpan oh_span = covering_outputs(ih, g.pad_top, g.KH, g.SH, g.OH);
+    for (int64_t iw = 0; iw < g.W; ++iw) {
+      T* dst = gx + (n_ih * g.W + iw) * g.C;
+      std::fill(dst, dst + g.C, T(0));
+      const OutputSpan ow_span = covering_outputs(iw, g.pad_left, g.KW, g.SW, g.OW);
+      for (int64_t oh = oh_span.first; oh <= oh_span.last; ++oh) {
+        const WindowSpan h_span = inside_span(oh * g.SH - g.pad_top, g.KH, g.H);
+        for (int64_t ow = ow_span.first; ow <= ow_span.last; ++ow) {
+          const WindowSpan w_span = inside_span(ow * g.SW - g.pad_left, g.KW, g.W);
+          const T count = static_cast<T>((h_span.hi - h_span.lo) * (w_span.hi - w_span.lo));
+          const T* src = gy + ((n * g.OH + oh) * g.OW + ow) * g.C;
+          for (int64_t c = 0; c < g.C; ++c) dst[c] += src[c] / count;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+void add_conv_kernels(Kernels<T>& table) {
+  table.im2col = im2col<T>;
+  table.col2im = col2im<T>;
+  table.max_pool = max_pool<T>;
+  table.max_pool_backward = max_pool_backward<T>;
+  table.avg_pool = avg_pool<T>;
+  table.avg_pool_backward = avg_pool_backward<T>;
+}
+
+template void add_conv_kernels<float>(Kernels<float>&);
+template void add_conv_kernels<double>(Kernels<double>&);
+
+}  // namespace glimpse::cpu::detail

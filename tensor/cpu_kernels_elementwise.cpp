@@ -1,0 +1,285 @@
+// CPU element-wise kernels: fill, casts, axpy, copy_2d, unary maps and their derivatives,
+// broadcasting binary ops, where, dropout masks and the optimizer updates.
+// Transcendental maps go through Eigen's array functions, which are SIMD-vectorised without
+// -ffast-math; simple maps are plain loops the compiler vectorises.
+#include <Eigen/Core>
+#include <climits>
+#include <cmath>
+#include <cstring>
+
+#include "tensor/counter_rng.h"
+#include "tensor/cpu_kernels_impl.h"
+
+namespace glimpse::cpu::detail {
+namespace {
+
+template <class T>
+using ArrayView = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using ConstArrayView = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+template <class T>
+void fill(T* y, int64_t n, T value) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) { std::fill(y + begin, y + end, value); });
+}
+
+template <class T>
+void cast_from_i32(const int32_t* x, T* y, int64_t n) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) y[i] = static_cast<T>(x[i]);
+  });
+}
+
+// Truncation toward zero; NaN becomes 0 and out-of-range values saturate, because converting them
+// directly is undefined behaviour in C++.
+template <class T>
+void cast_to_i32(const T* x, int32_t* y, int64_t n) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T v = x[i];
+      if (!(v == v)) {
+        y[i] = 0;
+      } else if (v >= T(2147483647.0)) {
+        y[i] = INT32_MAX;
+      } else if (v <= T(-2147483648.0)) {
+        y[i] = INT32_MIN;
+      } else {
+        y[i] = static_cast<int32_t>(v);
+      }
+    }
+  });
+}
+
+template <class T>
+void axpy(int64_t n, T alpha, const T* x, T* y) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) y[i] += alpha * x[i];
+  });
+}
+
+template <class T>
+void copy_2d(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_t rows, int64_t cols) {
+  if (cols <= 0) return;
+  parallel_for(rows, cols, [&](int64_t r) {
+    std::memcpy(dst + r * dst_ld, src + r * src_ld, cols * sizeof(T));
+  });
+}
+
+template <class T>
+void unary(UnaryOp op, const T* x, T* y, int64_t n, T param) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    const T* xs = x + begin;
+    T* ys = y + begin;
+    const int64_t len = end - begin;
+    ConstArrayView<T> xa(xs, len);
+    ArrayView<T> ya(ys, len);
+    switch (op) {
+      case UnaryOp::Neg:
+        for (int64_t i = 0; i < len; ++i) ys[i] = -xs[i];
+        break;
+      case UnaryOp::Exp:
+        ya = xa.exp();
+        break;
+      case UnaryOp::Log:
+        ya = xa.log();
+        break;
+      case UnaryOp::Tanh:
+        ya = xa.tanh();
+        break;
+      case UnaryOp::Sigmoid:
+        // 1 / (1 + e^-x): exp overflows to inf for very negative x, and 1 / inf is the right 0.
+        ya = (T(1) + (-xa).exp()).inverse();
+        break;
+      case UnaryOp::Relu:
+        // Written so that NaN propagates instead of silently becoming 0.
+        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] < T(0) ? T(0) : xs[i];
+        break;
+      case UnaryOp::Sqrt:
+        ya = xa.sqrt();
+        break;
+      case UnaryOp::Abs:
+        for (int64_t i = 0; i < len; ++i) ys[i] = std::abs(xs[i]);
+        break;
+      case UnaryOp::Square:
+        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] * xs[i];
+        break;
+      case UnaryOp::AddScalar:
+        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] + param;
+        break;
+      case UnaryOp::MulScalar:
+        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] * param;
+        break;
+      case UnaryOp::PowScalar:
+        if (param == T(2)) {
+          for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] * xs[i];
+        } else {
+          for (int64_t i = 0; i < len; ++i) ys[i] = std::pow(xs[i], param);
+        }
+        break;
+    }
+  });
+}
+
+template <class T>
+void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    switch (op) {
+      case UnaryOp::Neg:
+        for (int64_t i = begin; i < end; ++i) gx[i] = -gy[i];
+        break;
+      case UnaryOp::Exp:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * y[i];
+        break;
+      case UnaryOp::Log:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] / x[i];
+        break;
+      case UnaryOp::Tanh:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * (T(1) - y[i] * y[i]);
+        break;
+      case UnaryOp::Sigmoid:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * y[i] * (T(1) - y[i]);
+        break;
+      case UnaryOp::Relu:  // the derivative at 0 is taken as 0, as TensorFlow does
+        for (int64_t i = begin; i < end; ++i) gx[i] = x[i] > T(0) ? gy[i] : T(0);
+        break;
+      case UnaryOp::Sqrt:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * T(0.5) / y[i];
+        break;
+      case UnaryOp::Abs:
+        for (int64_t i = begin; i < end; ++i) {
+          gx[i] = x[i] > T(0) ? gy[i] : (x[i] < T(0) ? -gy[i] : T(0));
+        }
+        break;
+      case UnaryOp::Square:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * T(2) * x[i];
+        break;
+      case UnaryOp::AddScalar:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i];
+        break;
+      case UnaryOp::MulScalar:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * param;
+        break;
+      case UnaryOp::PowScalar:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * param * std::pow(x[i], param - T(1));
+        break;
+    }
+  });
+}
+
+// One inner loop per (a step, b step) pattern, so the common contiguous, scalar and
+// row-broadcast cases compile to SIMD loops.
+template <class T, class Op>
+void binary_row(Op op, const T* a, int64_t step_a, const T* b, int64_t step_b, T* y, int64_t n) {
+  if (step_a == 1 && step_b == 1) {
+    for (int64_t i = 0; i < n; ++i) y[i] = op(a[i], b[i]);
+  } else if (step_a == 1 && step_b == 0) {
+    const T bv = b[0];
+    for (int64_t i = 0; i < n; ++i) y[i] = op(a[i], bv);
+  } else if (step_a == 0 && step_b == 1) {
+    const T av = a[0];
+    for (int64_t i = 0; i < n; ++i) y[i] = op(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = op(a[i * step_a], b[i * step_b]);
+  }
+}
+
+template <class T, class Op>
+void binary_broadcast(Op op, const T* a, const T* b, T* y, const BroadcastLayout& layout) {
+  const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
+  const auto collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
+  const int last = collapsed.rank - 1;
+  const int64_t row_length = collapsed.shape[last];
+  const int64_t step_a = collapsed.strides[0][last];
+  const int64_t step_b = collapsed.strides[1][last];
+  parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets) {
+    binary_row(op, a + offsets[0], step_a, b + offsets[1], step_b, y + row * row_length, row_length);
+  });
+}
+
+template <class T>
+void binary(BinaryOp op, const T* a, const T* b, T* y, const BroadcastLayout& layout) {
+  switch (op) {
+    case BinaryOp::Add:
+      return binary_broadcast<T>([](T u, T v) { return u + v; }, a, b, y, layout);
+    case BinaryOp::Sub:
+      return binary_broadcast<T>([](T u, T v) { return u - v; }, a, b, y, layout);
+    case BinaryOp::Mul:
+      return binary_broadcast<T>([](T u, T v) { return u * v; }, a, b, y, layout);
+    case BinaryOp::Div:
+      return binary_broadcast<T>([](T u, T v) { return u / v; }, a, b, y, layout);
+  }
+}
+
+template <class T>
+void where(const T* cond, const T* a, const T* b, T* y, int64_t n) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) y[i] = cond[i] != T(0) ? a[i] : b[i];
+  });
+}
+
+// The draw is always the float counter_uniform, also for T = double, so a mask is the same whatever
+// the precision and device.
+template <class T>
+void dropout_mask(T* mask, int64_t n, T p, uint64_t seed, uint64_t offset) {
+  const float drop_probability = static_cast<float>(p);
+  const T keep_scale = p < T(1) ? T(1) / (T(1) - p) : T(0);
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float u = counter_uniform(seed, offset + static_cast<uint64_t>(i));
+      mask[i] = u >= drop_probability ? keep_scale : T(0);
+    }
+  });
+}
+
+template <class T>
+void adam_update(T* w, const T* g, T* m, T* v, int64_t n, T lr_t, T b1, T b2, T eps) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = g[i];
+      const T mi = b1 * m[i] + (T(1) - b1) * gi;
+      const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      w[i] -= lr_t * mi / (std::sqrt(vi) + eps);
+    }
+  });
+}
+
+// With momentum == 0 the velocity buffer may be null: plain w -= lr g.
+template <class T>
+void sgd_update(T* w, const T* g, T* vel, int64_t n, T lr, T momentum, bool nesterov) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    if (vel == nullptr) {
+      for (int64_t i = begin; i < end; ++i) w[i] -= lr * g[i];
+      return;
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      const T velocity = momentum * vel[i] - lr * g[i];
+      vel[i] = velocity;
+      w[i] += nesterov ? momentum * velocity - lr * g[i] : velocity;
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+void add_elementwise_kernels(Kernels<T>& table) {
+  table.fill = fill<T>;
+  table.cast_from_i32 = cast_from_i32<T>;
+  table.cast_to_i32 = cast_to_i32<T>;
+  table.axpy = axpy<T>;
+  table.copy_2d = copy_2d<T>;
+  table.unary = unary<T>;
+  table.unary_backward = unary_backward<T>;
+  table.binary = binary<T>;
+  table.where = where<T>;
+  table.dropout_mask = dropout_mask<T>;
+  table.adam_update = adam_update<T>;
+  table.sgd_update = sgd_update<T>;
+}
+
+template void add_elementwise_kernels<float>(Kernels<float>&);
+template void add_elementwise_kernels<double>(Kernels<double>&);
+
+}  // namespace glimpse::cpu::detail

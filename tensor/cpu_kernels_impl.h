@@ -1,0 +1,220 @@
+// Private to the CPU backend (tensor/cpu_kernels*.cpp): how loops are split across OpenMP threads,
+// the deterministic summation helpers, and the functions through which each kernel file fills its
+// part of the kernel table.
+//
+// Determinism: every sum here is computed in an order fixed by the sizes alone, never by the number
+// of threads, so results are bit-identical whatever OMP_NUM_THREADS is. Threads only decide *who*
+// computes each fixed block, never how blocks are grouped.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/kernels.h"
+
+namespace glimpse::cpu::detail {
+
+// Below about this many elements of work a loop runs on one thread: waking an OpenMP team costs
+// microseconds, more than the loop itself for small tensors.
+constexpr int64_t kParallelGrain = 1 << 15;
+
+// Element-wise loops are cut into chunks of this many elements, one chunk per task.
+constexpr int64_t kChunk = 1 << 14;
+
+// Calls fn(begin, end) on consecutive chunks covering [0, n), in parallel when n is large.
+template <class Fn>
+void for_each_chunk(int64_t n, Fn&& fn) {
+  if (n <= 0) return;
+  const int64_t num_chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (num_chunks > 1 && n >= kParallelGrain)
+  for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+    fn(chunk * kChunk, std::min(n, (chunk + 1) * kChunk));
+  }
+}
+
+// Calls fn(i) for i in [0, count), in parallel when count * work_per_item is large.
+template <class Fn>
+void parallel_for(int64_t count, int64_t work_per_item, Fn&& fn) {
+#pragma omp parallel for schedule(static) if (count > 1 && count * work_per_item >= kParallelGrain)
+  for (int64_t i = 0; i < count; ++i) fn(i);
+}
+
+// Sum of n contiguous values with 16 independent accumulators (which the compiler can keep in
+// SIMD registers without -ffast-math, since the order is spelled out), combined pairwise.
+template <class T>
+T lane_sum(const T* x, int64_t n) {
+  constexpr int kLanes = 16;
+  T acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) acc[lane] += x[i + lane];
+  }
+  for (int lane = 0; i < n; ++i, ++lane) acc[lane] += x[i];
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int lane = 0; lane < width; ++lane) acc[lane] += acc[lane + width];
+  }
+  return acc[0];
+}
+
+// Long sums are split into blocks of this many values; block sums are added in block order.
+constexpr int64_t kSumBlock = 1 << 13;
+
+// Sum of n contiguous values: lane_sum of each fixed block, blocks added in order. The blocks are
+// computed in parallel when allowed and n is large; the result is the same either way.
+template <class T>
+T blocked_sum(const T* x, int64_t n, bool allow_parallel) {
+  const int64_t num_blocks = (n + kSumBlock - 1) / kSumBlock;
+  if (num_blocks <= 1) return lane_sum(x, n);
+  std::vector<T> partial(num_blocks);
+#pragma omp parallel for schedule(static) if (allow_parallel && n >= kParallelGrain)
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    partial[b] = lane_sum(x + b * kSumBlock, std::min(kSumBlock, n - b * kSumBlock));
+  }
+  T total = 0;
+  for (int64_t b = 0; b < num_blocks; ++b) total += partial[b];
+  return total;
+}
+
+// Column sums out[k * width + c] = sum over rows r of term_k(r, c), for k < num_sums: the pattern of
+// bias gradients, batch-norm statistics and layer-norm parameter gradients.
+// `accumulate(r_begin, r_end, c_begin, c_end, acc)` must add rows [r_begin, r_end)'s terms for
+// columns [c_begin, c_end) into acc[k * width + c], visiting rows in increasing order.
+// Narrow matrices: rows are cut into fixed blocks summed separately, then added in block order.
+// Wide matrices: columns are cut into chunks and each column is summed over all rows in order.
+template <class T, class Accumulate>
+void column_sums(int64_t rows, int64_t width, int num_sums, T* out, Accumulate&& accumulate,
+                 bool allow_parallel = true) {
+  std::fill(out, out + num_sums * width, T(0));
+  if (rows <= 0 || width <= 0) return;
+  const bool parallel = allow_parallel && rows * width * num_sums >= kParallelGrain;
+  constexpr int64_t kWideColumns = 2048;
+  if (width >= kWideColumns) {
+    constexpr int64_t kColumnChunk = 512;
+    const int64_t num_chunks = (width + kColumnChunk - 1) / kColumnChunk;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+      const int64_t c_begin = chunk * kColumnChunk;
+      accumulate(int64_t(0), rows, c_begin, std::min(width, c_begin + kColumnChunk), out);
+    }
+    return;
+  }
+  const int64_t rows_per_block = std::max<int64_t>(1, kSumBlock / width);
+  const int64_t num_blocks = (rows + rows_per_block - 1) / rows_per_block;
+  if (num_blocks == 1) {
+    accumulate(int64_t(0), rows, int64_t(0), width, out);
+    return;
+  }
+  const int64_t block_size = num_sums * width;
+  std::vector<T> partial(num_blocks * block_size, T(0));
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    const int64_t r_begin = b * rows_per_block;
+    accumulate(r_begin, std::min(rows, r_begin + rows_per_block), int64_t(0), width,
+               partial.data() + b * block_size);
+  }
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    const T* block = partial.data() + b * block_size;
+    for (int64_t j = 0; j < block_size; ++j) out[j] += block[j];
+  }
+}
+
+// A strided index space with its axes simplified: axes of size 1 dropped, and neighbouring axes
+// merged wherever every operand steps through them as through one axis. A same-shape contiguous
+// binary op collapses to rank 1; a bias add [rows, cols] + [cols] to rank 2.
+template <int kOperands>
+struct CollapsedLayout {
+  int rank = 0;
+  int64_t shape[kMaxRank] = {};
+  int64_t strides[kOperands][kMaxRank] = {};
+  int64_t size() const {
+    int64_t n = 1;
+    for (int d = 0; d < rank; ++d) n *= shape[d];
+    return n;
+  }
+};
+
+template <int kOperands>
+CollapsedLayout<kOperands> collapse_layout(int rank, const int64_t* shape,
+                                           const int64_t* const (&strides)[kOperands]) {
+  CollapsedLayout<kOperands> out;
+  for (int d = 0; d < rank; ++d) {
+    if (shape[d] == 1) continue;
+    bool mergeable = out.rank > 0;
+    for (int k = 0; k < kOperands && mergeable; ++k) {
+      mergeable = out.strides[k][out.rank - 1] == strides[k][d] * shape[d];
+    }
+    if (mergeable) {
+      out.shape[out.rank - 1] *= shape[d];
+      for (int k = 0; k < kOperands; ++k) out.strides[k][out.rank - 1] = strides[k][d];
+    } else {
+      out.shape[out.rank] = shape[d];
+      for (int k = 0; k < kOperands; ++k) out.strides[k][out.rank] = strides[k][d];
+      ++out.rank;
+    }
+  }
+  if (out.rank == 0) {  // a single element
+    out.rank = 1;
+    out.shape[0] = 1;
+  }
+  return out;
+}
+
+// Visits rows [row_begin, row_end) of the row-major index space formed by the outer axes
+// [0, rank - 1) of `layout`, calling fn(row, offsets) with each operand's element offset. An
+// odometer advances the offsets, so only the first row pays for divisions.
+template <int kOperands, class Fn>
+void walk_rows(const CollapsedLayout<kOperands>& layout, int64_t row_begin, int64_t row_end,
+               Fn&& fn) {
+  const int outer_rank = layout.rank - 1;
+  int64_t index[kMaxRank] = {};
+  int64_t offsets[kOperands] = {};
+  int64_t rest = row_begin;
+  for (int d = outer_rank - 1; d >= 0; --d) {
+    index[d] = rest % layout.shape[d];
+    rest /= layout.shape[d];
+    for (int k = 0; k < kOperands; ++k) offsets[k] += index[d] * layout.strides[k][d];
+  }
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    fn(row, static_cast<const int64_t*>(offsets));
+    for (int d = outer_rank - 1; d >= 0; --d) {
+      ++index[d];
+      for (int k = 0; k < kOperands; ++k) offsets[k] += layout.strides[k][d];
+      if (index[d] < layout.shape[d]) break;
+      for (int k = 0; k < kOperands; ++k) offsets[k] -= layout.strides[k][d] * layout.shape[d];
+      index[d] = 0;
+    }
+  }
+}
+
+// Runs walk_rows over all rows of `layout` in parallel blocks of about kChunk elements.
+template <int kOperands, class Fn>
+void parallel_walk_rows(const CollapsedLayout<kOperands>& layout, Fn&& fn) {
+  const int64_t row_length = layout.shape[layout.rank - 1];
+  const int64_t total = layout.size();
+  if (total == 0) return;
+  const int64_t rows = total / row_length;
+  const int64_t rows_per_block = std::max<int64_t>(1, kChunk / row_length);
+  const int64_t num_blocks = (rows + rows_per_block - 1) / rows_per_block;
+#pragma omp parallel for schedule(static) if (num_blocks > 1 && total >= kParallelGrain)
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    walk_rows(layout, b * rows_per_block, std::min(rows, (b + 1) * rows_per_block), fn);
+  }
+}
+
+// Each kernel file fills the entries it implements; cpu_kernels.cpp assembles the tables.
+// cpu_kernels_elementwise.cpp: fill, casts, axpy, copy_2d, unary(+backward), binary, where,
+//                              dropout_mask, adam_update, sgd_update
+template <class T> void add_elementwise_kernels(Kernels<T>& table);
+// cpu_kernels_reduce.cpp: reduce_sum, reduce_max(+backward), softmax(+backward),
+//                         cross_entropy(+backward), argmax_rows, topk_rows
+template <class T> void add_reduction_kernels(Kernels<T>& table);
+// cpu_kernels_gemm.cpp: gemm, gemm_strided_batched
+template <class T> void add_gemm_kernels(Kernels<T>& table);
+// cpu_kernels_conv.cpp: im2col, col2im, max/avg pooling (+backward)
+template <class T> void add_conv_kernels(Kernels<T>& table);
+// cpu_kernels_nn.cpp: layer_norm, batch_norm, gru_step, gather_rows/scatter_add_rows
+template <class T> void add_nn_kernels(Kernels<T>& table);
+
+}  // namespace glimpse::cpu::detail

@@ -1,0 +1,125 @@
+// The ops: every differentiable (and a few non-differentiable) tensor operations.
+//
+// Each op (1) checks its inputs and throws an std::invalid_argument naming the op and the
+// offending shapes, (2) allocates its output on the inputs' device, (3) calls that device's
+// kernel (tensor/kernels.h), and (4) when an input requires grad, records a node whose closure
+// computes the input gradients — mostly by calling other ops, so second-order bookkeeping stays
+// out of the kernels. Implementations are grouped by theme in tensor/ops_*.cpp.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace glimpse {
+
+// ---- element-wise (ops_elementwise.cpp) ---------------------------------------------------------
+// Binary ops broadcast NumPy-style: shapes are aligned from the right, size-1 axes stretch.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add_scalar(const Tensor& x, double s);
+Tensor mul_scalar(const Tensor& x, double s);
+Tensor pow_scalar(const Tensor& x, double p);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor square(const Tensor& x);
+// y = cond != 0 ? a : b (cond is a float mask; all three broadcast to one shape).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// y = mask != 0 ? value : x.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+// Sums `grad` over broadcast axes so it has `shape` again (the adjoint of broadcasting).
+Tensor sum_to_shape(const Tensor& grad, const Shape& shape);
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op_name);
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& x) { return neg(x); }
+inline Tensor operator+(const Tensor& x, double s) { return add_scalar(x, s); }
+inline Tensor operator-(const Tensor& x, double s) { return add_scalar(x, -s); }
+inline Tensor operator*(const Tensor& x, double s) { return mul_scalar(x, s); }
+inline Tensor operator/(const Tensor& x, double s) { return mul_scalar(x, 1.0 / s); }
+inline Tensor operator*(double s, const Tensor& x) { return mul_scalar(x, s); }
+
+// ---- reductions (ops_reduce.cpp) -----------------------------------------------------------------
+// `axes` may be negative; an empty list means every axis.
+Tensor sum(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+Tensor mean(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+Tensor max(const Tensor& x, int axis, bool keepdims = false);
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+// No gradient: int32 indices along the last axis.
+Tensor argmax(const Tensor& x);                                // [..., C] -> [...]
+std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k);    // values, int32 indices
+
+// ---- shapes (ops_shape.cpp) ------------------------------------------------------------------------
+Tensor reshape(const Tensor& x, Shape shape);                   // one -1 allowed
+Tensor transpose(const Tensor& x, int axis0, int axis1);        // a view
+Tensor permute(const Tensor& x, const std::vector<int>& order); // a view
+Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end);  // a view, [start, end)
+Tensor concat(const std::vector<Tensor>& xs, int axis);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int axis);
+Tensor squeeze(const Tensor& x, int axis);
+Tensor unsqueeze(const Tensor& x, int axis);
+
+// ---- linear algebra (ops_linalg.cpp) ---------------------------------------------------------------
+// a [M, K] or [B, M, K] (or [..., M, K] folded into the batch), b [K, N] or [B, K, N];
+// trans_a / trans_b transpose the last two axes first. [B, M, K] x [K, N] folds B into M.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+
+// ---- neural-network ops (ops_nn.cpp) ---------------------------------------------------------------
+// Embedding lookup: table [V, D], ids int32 [...] -> [..., D]. Backward scatter-adds into table.
+Tensor gather_rows(const Tensor& table, const Tensor& ids);
+// Fused log-softmax + NLL over logits [..., V] and int32 targets [...]. Targets equal to
+// ignore_index are masked out; the result is sum(loss * mask) / max(sum(mask), 1), a scalar.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index = 0);
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps);
+// Batch norm over the last axis. training: batch statistics are used and the moving averages
+// (moving = moving * momentum + batch * (1 - momentum)) updated in place; otherwise the moving
+// statistics are used. gamma may be undefined (Keras scale=False).
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& moving_mean,
+                  Tensor& moving_variance, bool training, double momentum, double eps);
+// Inverted dropout with a counter-based mask (same mask on every device for the same seed).
+Tensor dropout(const Tensor& x, double rate, uint64_t seed, uint64_t offset = 0);
+
+// ---- convolution and pooling (ops_conv.cpp) --------------------------------------------------------
+enum class Padding { Same, Valid };
+const char* padding_name(Padding padding);
+// TF padding arithmetic: output size and the "before" padding (SAME puts the odd pixel after).
+struct PaddingPlan { int64_t out, pad_before; };
+PaddingPlan plan_padding(int64_t in, int64_t kernel, int64_t stride, Padding padding);
+
+// x [N, H, W, C], kernel [KH, KW, C, COUT] -> [N, OH, OW, COUT]. 1x1 stride-1 convs are one GEMM.
+Tensor conv2d(const Tensor& x, const Tensor& kernel, int stride_h, int stride_w, Padding padding);
+Tensor max_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,
+                  Padding padding);
+Tensor avg_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,
+                  Padding padding);
+
+// ---- recurrent (ops_gru.cpp) ------------------------------------------------------------------------
+// The whole Keras GRU (reset_after, gates z, r, h) over a sequence as ONE op:
+// x [B, T, I], h0 [B, U], kernel [I, 3U], recurrent_kernel [U, 3U], bias [2, 3U]
+// -> (sequence [B, T, U], final state [B, U]). Backward through time is hand-written.
+std::pair<Tensor, Tensor> gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& kernel,
+                                       const Tensor& recurrent_kernel, const Tensor& bias);
+
+// ---- optimizer kernels exposed as in-place updates (no autograd) ------------------------------
+void adam_update_(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr_t, double beta1,
+                  double beta2, double eps);
+void sgd_update_(Tensor& w, const Tensor& g, Tensor& velocity, double lr, double momentum,
+                 bool nesterov);
+// w += alpha * x, in place (no autograd).
+void axpy_(Tensor& y, double alpha, const Tensor& x);
+
+}  // namespace glimpse

@@ -1,0 +1,362 @@
+// CPU backend: element-wise kernels — unary maps (values vs the C library, derivatives by finite
+// differences), broadcasting binary ops vs a naive multi-index loop, where/fill/casts/axpy/copy_2d,
+// dropout masks (statistics, determinism), and Adam / SGD against values from TensorFlow.
+#include <doctest/doctest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <limits>
+
+#include "tensor/counter_rng.h"
+#include "test_cpu_kernels_util.h"
+
+using namespace glimpse;
+using namespace glimpse::test;
+
+namespace {
+
+const UnaryOp kAllUnaryOps[] = {
+    UnaryOp::Neg,  UnaryOp::Exp,    UnaryOp::Log,       UnaryOp::Tanh,
+    UnaryOp::Sigmoid, UnaryOp::Relu, UnaryOp::Sqrt,     UnaryOp::Abs,
+    UnaryOp::Square, UnaryOp::AddScalar, UnaryOp::MulScalar, UnaryOp::PowScalar};
+
+double reference_unary(UnaryOp op, double x, double p) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Sigmoid: return 1.0 / (1.0 + std::exp(-x));
+    case UnaryOp::Relu: return x > 0 ? x : 0.0;
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Abs: return std::fabs(x);
+    case UnaryOp::Square: return x * x;
+    case UnaryOp::AddScalar: return x + p;
+    case UnaryOp::MulScalar: return x * p;
+    case UnaryOp::PowScalar: return std::pow(x, p);
+  }
+  return 0;
+}
+
+// Inputs inside each op's domain, away from the kinks of Relu and Abs.
+std::vector<double> unary_inputs(UnaryOp op, int64_t n, uint32_t seed) {
+  const bool positive = op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::PowScalar;
+  auto x = random_vector(n, seed, positive ? 0.2 : -3.0, 3.0);
+  for (auto& v : x) {
+    if (std::abs(v) < 0.05) v = 0.3;
+  }
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("unary: values match the C library (float and double, parallel sizes)") {
+  const double param = 1.7;
+  for (UnaryOp op : kAllUnaryOps) {
+    for (int64_t n : {int64_t(1), int64_t(37), int64_t(100003)}) {
+      const auto xd = unary_inputs(op, n, 11);
+      std::vector<double> yd(n);
+      kd().unary(op, xd.data(), yd.data(), n, param);
+      std::vector<float> xf(xd.begin(), xd.end()), yf(n);
+      kf().unary(op, xf.data(), yf.data(), n, float(param));
+      double worst_d = 0, worst_f = 0;  // relative errors
+      for (int64_t i = 0; i < n; ++i) {
+        const double expected_d = reference_unary(op, xd[i], param);
+        const double expected_f = reference_unary(op, double(xf[i]), double(float(param)));
+        worst_d = std::max(worst_d, std::abs(yd[i] - expected_d) / (1 + std::abs(expected_d)));
+        worst_f = std::max(worst_f, std::abs(yf[i] - expected_f) / (1 + std::abs(expected_f)));
+      }
+      INFO("op " << int(op) << " n " << n);
+      CHECK(worst_d <= 1e-14);
+      CHECK(worst_f <= 1e-6);
+    }
+  }
+}
+
+TEST_CASE("unary: edge values (relu at 0 and NaN, sigmoid saturation, exp overflow)") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x = {0.0f, -0.0f, nan, -100.0f, 100.0f}, y(5);
+  kf().unary(UnaryOp::Relu, x.data(), y.data(), 5, 0.0f);
+  CHECK(y[0] == 0.0f);
+  CHECK(std::isnan(y[2]));
+  CHECK(y[3] == 0.0f);
+  kf().unary(UnaryOp::Sigmoid, x.data(), y.data(), 5, 0.0f);
+  CHECK(y[3] == doctest::Approx(0.0f));
+  CHECK(y[4] == 1.0f);
+  kf().unary(UnaryOp::Exp, x.data(), y.data(), 5, 0.0f);
+  CHECK(std::isinf(y[4]));
+  // Relu's derivative at exactly 0 is 0.
+  std::vector<float> gy(5, 1.0f), gx(5);
+  kf().unary_backward(UnaryOp::Relu, x.data(), y.data(), gy.data(), gx.data(), 5, 0.0f);
+  CHECK(gx[0] == 0.0f);
+  CHECK(gx[4] == 1.0f);
+}
+
+TEST_CASE("unary_backward: central finite differences in double") {
+  for (double param : {1.7, 3.0, 0.5}) {
+    for (UnaryOp op : kAllUnaryOps) {
+      const int64_t n = 23;
+      auto x = unary_inputs(op, n, 12);
+      const auto weights = random_vector(n, 13);
+      std::vector<double> y(n), gx(n);
+      kd().unary(op, x.data(), y.data(), n, param);
+      kd().unary_backward(op, x.data(), y.data(), weights.data(), gx.data(), n, param);
+      std::vector<double> scratch(n);
+      check_gradient("unary", x, gx, [&] {
+        kd().unary(op, x.data(), scratch.data(), n, param);
+        return dot(scratch, weights);
+      });
+    }
+  }
+}
+
+namespace {
+
+// A random broadcasting case: output shape plus, per input, which axes are broadcast.
+struct BroadcastCase {
+  BroadcastLayout layout;
+  int64_t a_size = 1, b_size = 1, y_size = 1;
+};
+
+BroadcastCase make_broadcast(std::vector<int64_t> shape, std::vector<bool> a_broadcast,
+                             std::vector<bool> b_broadcast) {
+  BroadcastCase c;
+  c.layout.rank = int(shape.size());
+  int64_t a_stride = 1, b_stride = 1;
+  for (int d = c.layout.rank - 1; d >= 0; --d) {
+    c.layout.shape[d] = shape[d];
+    c.y_size *= shape[d];
+    c.layout.a_strides[d] = a_broadcast[d] ? 0 : a_stride;
+    c.layout.b_strides[d] = b_broadcast[d] ? 0 : b_stride;
+    if (!a_broadcast[d]) a_stride *= shape[d];
+    if (!b_broadcast[d]) b_stride *= shape[d];
+  }
+  c.a_size = a_stride;
+  c.b_size = b_stride;
+  return c;
+}
+
+double apply_binary(BinaryOp op, double a, double b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+  }
+  return 0;
+}
+
+template <class T>
+void check_binary(const Kernels<T>& k, const BroadcastCase& c, BinaryOp op, uint32_t seed) {
+  const auto a = random_vector<T>(c.a_size, seed, 0.5, 2.0);
+  const auto b = random_vector<T>(c.b_size, seed + 1, 0.5, 2.0);
+  std::vector<T> y(c.y_size), expected(c.y_size);
+  const BroadcastLayout& l = c.layout;
+  for (int64_t i = 0; i < c.y_size; ++i) {
+    int64_t rest = i, ia = 0, ib = 0;
+    for (int d = l.rank - 1; d >= 0; --d) {
+      const int64_t index = rest % l.shape[d];
+      rest /= l.shape[d];
+      ia += index * l.a_strides[d];
+      ib += index * l.b_strides[d];
+    }
+    expected[i] = static_cast<T>(apply_binary(op, a[ia], b[ib]));
+  }
+  k.binary(op, a.data(), b.data(), y.data(), l);
+  CHECK(max_abs_diff(y, expected) <= 1e-6);
+}
+
+}  // namespace
+
+TEST_CASE("binary: broadcasting matches a naive multi-index loop") {
+  const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div};
+  std::vector<BroadcastCase> cases = {
+      make_broadcast({}, {}, {}),                                          // scalars
+      make_broadcast({300, 257}, {false, false}, {false, false}),          // same shape
+      make_broadcast({300, 257}, {false, false}, {true, true}),            // b scalar
+      make_broadcast({300, 257}, {true, true}, {false, false}),            // a scalar
+      make_broadcast({300, 257}, {false, false}, {true, false}),           // bias add
+      make_broadcast({300, 257}, {true, false}, {false, false}),           // [cols] - [rows, cols]
+      make_broadcast({300, 257}, {false, false}, {false, true}),           // [rows, 1]
+      make_broadcast({64, 50, 33}, {false, true, false}, {true, false, false}),
+      make_broadcast({2, 1, 3, 4}, {false, false, true, false}, {true, false, false, true}),
+      make_broadcast({4, 5, 6, 7, 3}, {false, true, false, true, false}, {true, false, true, false, true}),
+  };
+  // Strided views: a transposed [7, 5] read as [5, 7], and every other element of b.
+  BroadcastCase transposed = make_broadcast({5, 7}, {false, false}, {false, false});
+  transposed.layout.a_strides[0] = 1;
+  transposed.layout.a_strides[1] = 5;
+  transposed.layout.b_strides[0] = 14;
+  transposed.layout.b_strides[1] = 2;
+  transposed.b_size = 70;
+  cases.push_back(transposed);
+  std::mt19937 gen(99);  // plus random shapes and broadcast patterns
+  for (int trial = 0; trial < 40; ++trial) {
+    const int rank = 1 + int(gen() % 5);
+    std::vector<int64_t> shape(rank);
+    std::vector<bool> ab(rank), bb(rank);
+    for (int d = 0; d < rank; ++d) {
+      shape[d] = 1 + int64_t(gen() % 6);
+      ab[d] = gen() % 3 == 0;
+      bb[d] = gen() % 3 == 0;
+    }
+    cases.push_back(make_broadcast(shape, ab, bb));
+  }
+  uint32_t seed = 1;
+  for (const auto& c : cases) {
+    for (BinaryOp op : ops) {
+      INFO("rank " << c.layout.rank << " size " << c.y_size << " op " << int(op));
+      check_binary(kf(), c, op, seed);
+      check_binary(kd(), c, op, seed);
+      ++seed;
+    }
+  }
+}
+
+TEST_CASE("where, fill, casts, axpy, copy_2d") {
+  const int64_t n = 70001;
+  auto cond = random_vector<float>(n, 21);
+  for (auto& c : cond) c = c > 0 ? 1.0f : 0.0f;
+  const auto a = random_vector<float>(n, 22), b = random_vector<float>(n, 23);
+  std::vector<float> y(n);
+  kf().where(cond.data(), a.data(), b.data(), y.data(), n);
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < n; ++i) mismatches += y[i] != (cond[i] != 0 ? a[i] : b[i]);
+  CHECK(mismatches == 0);
+
+  kf().fill(y.data(), n, 2.5f);
+  CHECK(std::count(y.begin(), y.end(), 2.5f) == n);
+
+  std::vector<float> x = {1.9f, -1.9f, 0.0f, -0.5f, 3e9f, -3e9f, std::nanf("")};
+  std::vector<int32_t> ids(x.size());
+  kf().cast_to_i32(x.data(), ids.data(), int64_t(x.size()));
+  CHECK(ids == std::vector<int32_t>{1, -1, 0, 0, INT32_MAX, INT32_MIN, 0});
+  std::vector<double> back(ids.size());
+  kd().cast_from_i32(ids.data(), back.data(), int64_t(ids.size()));
+  CHECK(back[1] == -1.0);
+  CHECK(back[4] == double(INT32_MAX));
+
+  auto yy = random_vector<double>(n, 24);
+  const auto xx = random_vector<double>(n, 25);
+  auto expected = yy;
+  for (int64_t i = 0; i < n; ++i) expected[i] += -0.25 * xx[i];
+  kd().axpy(n, -0.25, xx.data(), yy.data());
+  CHECK(max_abs_diff(yy, expected) == 0.0);
+
+  // Copy a 3 x 4 block out of a 5 x 7 matrix into a 3 x 6 one; other cells untouched.
+  std::vector<float> src(35), dst(18, -1.0f);
+  for (int i = 0; i < 35; ++i) src[i] = float(i);
+  kf().copy_2d(src.data() + 7 + 2, 7, dst.data() + 1, 6, 3, 4);
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 6; ++c) {
+      const bool inside = c >= 1 && c < 5;
+      CHECK(dst[r * 6 + c] == (inside ? src[(r + 1) * 7 + 2 + (c - 1)] : -1.0f));
+    }
+  }
+}
+
+TEST_CASE("counter_uniform: range and uniformity") {
+  constexpr int kBuckets = 16;
+  constexpr int64_t kDraws = 160000;
+  int64_t counts[kBuckets] = {};
+  int64_t out_of_range = 0;
+  for (int64_t i = 0; i < kDraws; ++i) {
+    const float u = counter_uniform(1234, uint64_t(i));
+    if (u < 0.0f || u >= 1.0f) {
+      ++out_of_range;
+      continue;
+    }
+    ++counts[int(u * kBuckets)];
+  }
+  CHECK(out_of_range == 0);
+  double chi2 = 0;
+  const double expected = double(kDraws) / kBuckets;
+  for (int64_t c : counts) chi2 += (c - expected) * (c - expected) / expected;
+  CHECK(chi2 < 45.0);  // 15 degrees of freedom: P(chi2 > 45) is about 1e-4
+  CHECK(counter_hash(1, 0) != counter_hash(2, 0));
+  CHECK(counter_hash(1, 0) != counter_hash(1, 1));
+}
+
+TEST_CASE("dropout_mask: keep rate, scale, determinism, offsets, thread independence") {
+  const int64_t n = 200000;
+  const float p = 0.3f;
+  std::vector<float> mask(n), again(n);
+  kf().dropout_mask(mask.data(), n, p, 42, 0);
+  int64_t dropped = 0;
+  double total = 0;
+  int64_t wrong_scale = 0;
+  for (float m : mask) {
+    if (m == 0.0f) {
+      ++dropped;
+    } else {
+      wrong_scale += std::abs(m - 1.0 / 0.7) > 1e-6;
+    }
+    total += m;
+  }
+  CHECK(wrong_scale == 0);
+  // Binomial(200000, 0.3): standard deviation ~205 drops.
+  CHECK(std::abs(double(dropped) - 0.3 * n) < 1200);
+  CHECK(total / n == doctest::Approx(1.0).epsilon(0.01));
+
+  kf().dropout_mask(again.data(), n, p, 42, 0);
+  CHECK(again == mask);
+  kf().dropout_mask(again.data(), n, p, 43, 0);
+  CHECK(again != mask);
+  // Element i of the stream at offset k is element k + i of the stream at offset 0.
+  kf().dropout_mask(again.data(), n - 1000, p, 42, 1000);
+  CHECK(std::equal(again.begin(), again.begin() + (n - 1000), mask.begin() + 1000));
+  // The draw does not depend on the precision or on the number of threads.
+  std::vector<double> mask_d(n);
+  kd().dropout_mask(mask_d.data(), n, double(p), 42, 0);
+  int64_t disagreements = 0;
+  for (int64_t i = 0; i < n; ++i) disagreements += (mask_d[i] == 0) != (mask[i] == 0);
+  CHECK(disagreements == 0);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  kf().dropout_mask(again.data(), n, p, 42, 0);
+  omp_set_num_threads(threads);
+  CHECK(again == mask);
+  // p = 0 keeps everything at scale 1; p = 1 drops everything.
+  kf().dropout_mask(again.data(), 1000, 0.0f, 5, 0);
+  CHECK(std::count(again.begin(), again.begin() + 1000, 1.0f) == 1000);
+  kf().dropout_mask(again.data(), 1000, 1.0f, 5, 0);
+  CHECK(std::count(again.begin(), again.begin() + 1000, 0.0f) == 1000);
+}
+
+// Expected values from TensorFlow 2.21 / Keras 3:
+//   w = tf.Variable([1.0, -0.5, 2.0]) (float64); opt = tf.keras.optimizers.Adam(0.01)
+//   (beta_1 0.9, beta_2 0.999, epsilon 1e-7), then SGD(0.1, momentum=0.9, nesterov=False/True);
+//   opt.apply_gradients with g = [0.5, -0.25, 0.0] then [-0.3, 0.1, 2.0].
+// Keras keeps the learning rate as a float32 variable, hence the ~1e-9 tolerances.
+TEST_CASE("adam_update: two Keras steps") {
+  std::vector<double> w = {1.0, -0.5, 2.0}, m(3, 0.0), v(3, 0.0);
+  const std::vector<std::vector<double>> grads = {{0.5, -0.25, 0.0}, {-0.3, 0.1, 2.0}};
+  const std::vector<std::vector<double>> expected = {
+      {0.9900001302256389, -0.4900001934695685, 2.0},
+      {0.9880851730590157, -0.48654419869104637, 1.9925586932556911}};
+  const double lr = 0.01, b1 = 0.9, b2 = 0.999;
+  for (int t = 1; t <= 2; ++t) {
+    const double lr_t = lr * std::sqrt(1 - std::pow(b2, t)) / (1 - std::pow(b1, t));
+    kd().adam_update(w.data(), grads[t - 1].data(), m.data(), v.data(), 3, lr_t, b1, b2, 1e-7);
+    for (int i = 0; i < 3; ++i) CHECK(w[i] == doctest::Approx(expected[t - 1][i]).epsilon(1e-7));
+  }
+  CHECK(m[2] == doctest::Approx(0.2));  // 0.9 * 0 + 0.1 * 2
+  CHECK(v[0] == doctest::Approx(0.999 * 0.001 * 0.25 + 0.001 * 0.09));
+}
+
+TEST_CASE("sgd_update: Keras momentum and nesterov, two steps") {
+  const std::vector<std::vector<double>> grads = {{0.5, -0.25, 0.0}, {-0.3, 0.1, 2.0}};
+  for (bool nesterov : {false, true}) {
+    std::vector<double> w = {1.0, -0.5, 2.0}, vel(3, 0.0);
+    for (const auto& g : grads) kd().sgd_update(w.data(), g.data(), vel.data(), 3, 0.1, 0.9, nesterov);
+    const std::vector<double> expected =
+        nesterov ? std::vector<double>{0.9215000014528633, -0.4512500007040799, 1.6199999991059304}
+                 : std::vector<double>{0.9350000002235175, -0.4625000000372529, 1.7999999970197678};
+    for (int i = 0; i < 3; ++i) CHECK(w[i] == doctest::Approx(expected[i]).epsilon(1e-8));
+  }
+  std::vector<float> w = {1.0f}, g = {0.5f};
+  kf().sgd_update(w.data(), g.data(), nullptr, 1, 0.1f, 0.0f, false);  // no momentum buffer
+  CHECK(w[0] == doctest::Approx(0.95f));
+}

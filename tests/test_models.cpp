@@ -1,0 +1,191 @@
+// The models: Inception-ResNet-v2's size and shapes, the captioner's forward/backward, the
+// one-token decoding loop against the teacher-forced decoder, decoding strategies, checkpoints.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/checkpoint.h"
+#include "io/tokenizer.h"
+#include "models/captioner.h"
+#include "models/decoding.h"
+#include "models/training.h"
+#include "tensor/autograd.h"
+
+using namespace glimpse;
+using namespace glimpse::models;
+namespace fs = std::filesystem;
+
+namespace {
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+CaptionerConfig small_config() {
+  CaptionerConfig c = CaptionerConfig::tiny_shapes();
+  c.vocab_size = 12;
+  c.units = c.embedding_dim = 16;
+  c.max_caption_len = 6;
+  return c;
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("glimpse_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+}  // namespace
+
+TEST_CASE("Inception-ResNet-v2 has Keras's 54,336,736 parameters and an 8x8x1536 output at 299") {
+  Generator gen(1);
+  InceptionResNetV2 net(InceptionConfig::full(), gen);
+  CHECK(net.count_parameters() + net.count_buffers() == 54336736);
+  CHECK(net.count_buffers() == 60544);  // BN moving statistics
+  CHECK(net.grid_size() == 8);
+  CHECK(net.output_channels() == 1536);
+  int convs = 0, bns = 0;
+  for (ConvBN* u : net.layers_in_order()) {
+    ++convs;
+    bns += u->bn ? 1 : 0;
+  }
+  CHECK(convs == 244);
+  CHECK(bns == 204);
+  CHECK(net.summary().find("Total params: 54,336,736") != std::string::npos);
+  // The smallest input Keras accepts (75x75) gives a 1x1 grid.
+  InceptionConfig small = InceptionConfig::full();
+  small.image_size = 75;
+  small.repeats_block35 = small.repeats_block17 = small.repeats_block8 = 1;
+  Generator gen2(2);
+  InceptionResNetV2 tiny_depth(small, gen2);
+  NoGradGuard no_grad;
+  tiny_depth.eval();
+  Tensor y = tiny_depth.forward(Tensor::zeros({1, 75, 75, 3}));
+  CHECK(y.shape() == Shape{1, 1, 1, 1536});
+}
+
+TEST_CASE("the tiny encoder keeps a 4x4 grid at 128x128") {
+  Generator gen(3);
+  InceptionResNetV2 net(InceptionConfig::tiny(), gen);
+  CHECK(net.grid_size() == 4);
+  Tensor y = net.forward(random_uniform({2, 128, 128, 3}, -1, 1, gen));
+  CHECK(y.shape() == Shape{2, 4, 4, net.output_channels()});
+  CHECK_THROWS_WITH(net.forward(Tensor::zeros({2, 128, 128})), doctest::Contains("expected images"));
+}
+
+TEST_CASE("captioner: a training step produces gradients for every trainable parameter") {
+  Captioner model(small_config(), 7);
+  Generator gen(4);
+  Tensor images = random_uniform({2, 128, 128, 3}, -1, 1, gen);
+  Tensor tokens = Tensor::from_vector(std::vector<int32_t>{3, 5, 6, 4, 0, 0, 3, 7, 4, 0, 0, 0}, {2, 6});
+  Tensor targets = Tensor::from_vector(std::vector<int32_t>{5, 6, 4, 0, 0, 0, 7, 4, 0, 0, 0, 0}, {2, 6});
+  Tensor attention;
+  Tensor logits = model.decode(model.encode(images), tokens, &attention);
+  CHECK(logits.shape() == Shape{2, 6, 12});
+  CHECK(attention.shape() == Shape{2, 6, 16});
+  Tensor loss = cross_entropy(logits, targets, 0);
+  CHECK(loss.item() == doctest::Approx(std::log(12.0)).epsilon(0.2));
+  loss.backward();
+  for (const nn::NamedTensor& p : model.named_parameters(true))
+    CHECK_MESSAGE(p.tensor->grad().defined(), p.name << " got no gradient");
+}
+
+TEST_CASE("the one-token decoding loop reproduces the teacher-forced decoder exactly") {
+  Captioner model(small_config(), 9);
+  model.eval();
+  NoGradGuard no_grad;
+  Generator gen(5);
+  Tensor features = model.encode(random_uniform({1, 128, 128, 3}, -1, 1, gen));
+  std::vector<int32_t> ids{3, 8, 2, 9, 4};
+  Tensor attention;
+  Tensor full = model.decode(features, Tensor::from_vector(ids, {1, 5}), &attention);
+  Tensor state = model.initial_state(1);
+  for (int t = 0; t < 5; ++t) {
+    Captioner::Step s = model.step(features, Tensor::from_vector(std::vector<int32_t>{ids[t]}, {1}), state);
+    state = s.state;
+    std::vector<float> expected = slice(full, 1, t, t + 1).contiguous().to_vector();
+    CHECK(max_abs_diff(s.logits.to_vector(), expected) < 1e-5);
+    std::vector<float> att = slice(attention, 1, t, t + 1).contiguous().to_vector();
+    CHECK(max_abs_diff(s.attention.to_vector(), att) < 1e-6);
+  }
+}
+
+TEST_CASE("decoding strategies: greedy is beam-1, sampling is seeded, beam finds higher likelihood") {
+  Captioner model(small_config(), 11);
+  model.eval();
+  Generator gen(6);
+  Tensor features;
+  {
+    NoGradGuard no_grad;
+    features = model.encode(random_uniform({1, 128, 128, 3}, -1, 1, gen));
+  }
+  DecodeOptions greedy;
+  greedy.max_length = 6;
+  DecodedCaption g = decode_caption(model, features, greedy, gen);
+  DecodeOptions beam1 = greedy;
+  beam1.strategy = DecodeOptions::Strategy::Beam;
+  beam1.beam_size = 1;
+  beam1.length_penalty = 0;
+  DecodedCaption b1 = decode_caption(model, features, beam1, gen);
+  CHECK(b1.tokens == g.tokens);
+  CHECK(b1.log_probability == doctest::Approx(g.log_probability).epsilon(1e-5));
+  DecodeOptions beam4 = beam1;
+  beam4.beam_size = 4;
+  DecodedCaption b4 = decode_caption(model, features, beam4, gen);
+  CHECK(b4.log_probability >= g.log_probability - 1e-6);
+  DecodeOptions sample = greedy;
+  sample.strategy = DecodeOptions::Strategy::Sample;
+  Generator s1(42), s2(42);
+  CHECK(decode_caption(model, features, sample, s1).tokens ==
+        decode_caption(model, features, sample, s2).tokens);
+  CHECK(g.attention.size() == g.tokens.size());
+}
+
+TEST_CASE("checkpoints round-trip exactly, replace atomically and report every mismatch") {
+  fs::path dir = temp_dir("ckpt");
+  const std::string path = (dir / "model.h5").string();
+  Captioner a(small_config(), 1), b(small_config(), 2);
+  Tokenizer tok(std::vector<std::string>{"", "[UNK]", "a", "<start>", "<end>"}, 6);
+  save_training_checkpoint(path, a, nullptr, tok, {{"epoch", 3}});
+  CheckpointContents meta = read_checkpoint_meta(path);
+  CHECK(meta.progress["epoch"] == 3);
+  CHECK(meta.vocabulary.size() == 5);
+  load_checkpoint_tensors(path, b.named_tensors());
+  auto ta = a.named_tensors(), tb = b.named_tensors();
+  for (size_t i = 0; i < ta.size(); ++i)
+    CHECK_MESSAGE(ta[i].tensor->to_vector() == tb[i].tensor->to_vector(), ta[i].name);
+
+  // A model of another size: every mismatch is listed by name, nothing is loaded.
+  CaptionerConfig other = small_config();
+  other.units = other.embedding_dim = 8;
+  Captioner c(other, 3);
+  std::vector<float> before = c.gru->kernel.to_vector();
+  try {
+    load_checkpoint_tensors(path, c.named_tensors());
+    FAIL("expected a mismatch error");
+  } catch (const std::runtime_error& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("captioner/gru/kernel") != std::string::npos);
+    CHECK(msg.find("captioner/layer_normalization/gamma") != std::string::npos);
+    CHECK(msg.find("problems") != std::string::npos);
+  }
+  CHECK(c.gru->kernel.to_vector() == before);
+
+  // A save that fails midway leaves the previous file intact and no temporary behind.
+  Tensor bad = Tensor::zeros({2});
+  std::vector<nn::NamedTensor> broken = a.named_tensors();
+  broken.push_back({broken[0].name, &bad, false});  // a duplicate name makes the write throw
+  CHECK_THROWS(save_checkpoint(path, broken, "", {}, 0, meta));
+  load_checkpoint_tensors(path, b.named_tensors());
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
+  CHECK(files == 1);
+
+  // Not a checkpoint / truncated file.
+  std::ofstream(dir / "junk.h5") << "not hdf5";
+  CHECK_THROWS_WITH(read_checkpoint_meta((dir / "junk.h5").string()), doctest::Contains("junk.h5"));
+  fs::remove_all(dir);
+}

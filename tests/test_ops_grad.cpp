@@ -1,0 +1,226 @@
+// Every differentiable op against central finite differences, in double precision, on random
+// shapes (broadcasting included).
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "support/gradcheck.h"
+#include "tensor/ops.h"
+
+using namespace glimpse;
+using glimpse::testing::check_gradients;
+using glimpse::testing::random_tensor;
+
+namespace {
+std::mt19937 rng(12345);
+int64_t rdim(int lo = 1, int hi = 5) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+}  // namespace
+
+TEST_CASE("binary ops with broadcasting") {
+  for (int trial = 0; trial < 4; ++trial) {
+    const int64_t a = rdim(), b = rdim(), c = rdim();
+    std::vector<std::pair<Shape, Shape>> cases = {
+        {{a, b, c}, {a, b, c}}, {{a, b, c}, {c}}, {{a, 1, c}, {b, 1}}, {{a, b, c}, {}},
+        {{1, b, 1}, {a, 1, c}}};
+    for (auto& [sa, sb] : cases) {
+      Tensor x = random_tensor(sa, rng), y = random_tensor(sb, rng, 0.5, 2.0);
+      check_gradients([](auto& in) { return add(in[0], in[1]); }, {x, y});
+      check_gradients([](auto& in) { return sub(in[0], in[1]); }, {x, y});
+      check_gradients([](auto& in) { return mul(in[0], in[1]); }, {x, y});
+      check_gradients([](auto& in) { return div(in[0], in[1]); }, {x, y});
+    }
+  }
+}
+
+TEST_CASE("unary and scalar ops") {
+  const Shape s{rdim(), rdim(), rdim()};
+  Tensor x = random_tensor(s, rng);
+  Tensor pos = random_tensor(s, rng, 0.2, 2.0);
+  // Keep relu/abs inputs away from the kink at 0, where finite differences are meaningless:
+  // magnitudes in [0.1, 1] with random signs (relu(u) != 0 exactly when u > 0).
+  Tensor magnitude = random_tensor(s, rng, 0.1, 1.0);
+  Tensor positive = relu(random_tensor(s, rng));
+  Tensor kinked = where(positive, magnitude, neg(magnitude));
+  check_gradients([](auto& in) { return neg(in[0]); }, {x});
+  check_gradients([](auto& in) { return exp(in[0]); }, {x});
+  check_gradients([](auto& in) { return log(in[0]); }, {pos});
+  check_gradients([](auto& in) { return tanh(in[0]); }, {x});
+  check_gradients([](auto& in) { return sigmoid(in[0]); }, {x});
+  check_gradients([](auto& in) { return relu(in[0]); }, {kinked});
+  check_gradients([](auto& in) { return abs(in[0]); }, {kinked});
+  check_gradients([](auto& in) { return sqrt(in[0]); }, {pos});
+  check_gradients([](auto& in) { return square(in[0]); }, {x});
+  check_gradients([](auto& in) { return pow_scalar(in[0], 2.5); }, {pos});
+  check_gradients([](auto& in) { return add_scalar(in[0], 3.0); }, {x});
+  check_gradients([](auto& in) { return mul_scalar(in[0], -1.7); }, {x});
+}
+
+TEST_CASE("where and masked_fill") {
+  Tensor cond = Tensor::from_vector(std::vector<double>{1, 0, 0, 1, 1, 0}, {2, 3});
+  Tensor a = random_tensor({2, 3}, rng), b = random_tensor({3}, rng);
+  check_gradients([cond](auto& in) { return where(cond, in[0], in[1]); }, {a, b});
+  check_gradients([cond](auto& in) { return masked_fill(in[0], cond, -5.0); }, {a});
+}
+
+TEST_CASE("reductions") {
+  const Shape s{rdim(2, 4), rdim(2, 4), rdim(2, 4)};
+  Tensor x = random_tensor(s, rng);
+  check_gradients([](auto& in) { return sum(in[0]); }, {x});
+  check_gradients([](auto& in) { return sum(in[0], {1}); }, {x});
+  check_gradients([](auto& in) { return sum(in[0], {0, 2}, true); }, {x});
+  check_gradients([](auto& in) { return mean(in[0], {-1}); }, {x});
+  check_gradients([](auto& in) { return mean(in[0], {0, 1}, true); }, {x});
+  for (int axis = 0; axis < 3; ++axis) {
+    check_gradients([axis](auto& in) { return max(in[0], axis); }, {x});
+    check_gradients([axis](auto& in) { return softmax(in[0], axis); }, {x});
+    check_gradients([axis](auto& in) { return log_softmax(in[0], axis); }, {x});
+  }
+}
+
+TEST_CASE("shape ops") {
+  Tensor x = random_tensor({2, 3, 4}, rng);
+  Tensor y = random_tensor({2, 2, 4}, rng);
+  check_gradients([](auto& in) { return reshape(in[0], {4, -1}); }, {x});
+  check_gradients([](auto& in) { return transpose(in[0], 0, 2); }, {x});
+  check_gradients([](auto& in) { return permute(in[0], {1, 2, 0}); }, {x});
+  check_gradients([](auto& in) { return slice(in[0], 1, 1, 3); }, {x});
+  check_gradients([](auto& in) { return concat({in[0], in[1]}, 1); }, {x, y});
+  check_gradients([](auto& in) {
+    auto parts = split(in[0], {1, 2}, 1);
+    return add(mul(parts[0], parts[0]), sum(parts[1], {1}, true));
+  }, {x});
+  // A view of a view that is then made contiguous, and a broadcast.
+  check_gradients([](auto& in) { return transpose(slice(in[0], 2, 1, 4), 0, 1).contiguous(); }, {x});
+  check_gradients([](auto& in) { return broadcast_to(in[0], {3, 2, 3, 4}); }, {x});
+}
+
+TEST_CASE("matmul, plain, transposed and batched") {
+  const int64_t M = rdim(1, 5), K = rdim(1, 5), N = rdim(1, 5), B = rdim(2, 3);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Tensor a = random_tensor(ta ? Shape{K, M} : Shape{M, K}, rng);
+      Tensor b = random_tensor(tb ? Shape{N, K} : Shape{K, N}, rng);
+      check_gradients([=](auto& in) { return matmul(in[0], in[1], ta, tb); }, {a, b});
+      Tensor ab = random_tensor(ta ? Shape{B, K, M} : Shape{B, M, K}, rng);
+      Tensor bb = random_tensor(tb ? Shape{B, N, K} : Shape{B, K, N}, rng);
+      check_gradients([=](auto& in) { return matmul(in[0], in[1], ta, tb); }, {ab, bb});
+      // Batched left operand against a shared right matrix (a Dense layer on a sequence).
+      check_gradients([=](auto& in) { return matmul(in[0], in[1], ta, tb); }, {ab, b});
+      check_gradients([=](auto& in) { return matmul(in[0], in[1], ta, tb); }, {a, bb});
+    }
+}
+
+TEST_CASE("embedding gather with repeated ids") {
+  Tensor table = random_tensor({5, 3}, rng);
+  Tensor ids = Tensor::from_vector(std::vector<int32_t>{0, 4, 4, 2, 0, 0}, {2, 3});
+  check_gradients([ids](auto& in) { return gather_rows(in[0], ids); }, {table});
+}
+
+TEST_CASE("fused cross-entropy with padding mask") {
+  Tensor logits = random_tensor({2, 4, 6}, rng, -3, 3);
+  Tensor targets = Tensor::from_vector(std::vector<int32_t>{3, 1, 0, 0, 5, 2, 4, 0}, {2, 4});
+  check_gradients([targets](auto& in) { return cross_entropy(in[0], targets, 0); }, {logits});
+  // Against the composed definition: sum(-log_softmax[target] * mask) / sum(mask).
+  Tensor fused = cross_entropy(logits, targets, 0);
+  std::vector<double> lp = log_softmax(logits).to_vector_f64();
+  std::vector<int32_t> t = targets.to_vector_i32();
+  double total = 0, count = 0;
+  for (size_t i = 0; i < t.size(); ++i)
+    if (t[i] != 0) {
+      total -= lp[i * 6 + t[i]];
+      count += 1;
+    }
+  CHECK(fused.item() == doctest::Approx(total / count).epsilon(1e-12));
+}
+
+TEST_CASE("layer norm and batch norm") {
+  Tensor x = random_tensor({3, 2, 5}, rng);
+  Tensor gamma = random_tensor({5}, rng), beta = random_tensor({5}, rng);
+  check_gradients([](auto& in) { return layer_norm(in[0], in[1], in[2], 1e-3); }, {x, gamma, beta});
+  for (bool training : {false, true}) {
+    check_gradients([training](auto& in) {
+      Tensor mm = Tensor::zeros({5}, DType::F64), mv = Tensor::ones({5}, DType::F64);
+      return batch_norm(in[0], in[1], in[2], mm, mv, training, 0.99, 1e-3);
+    }, {x, gamma, beta});
+    check_gradients([training](auto& in) {
+      Tensor mm = Tensor::full({5}, 0.3, DType::F64), mv = Tensor::full({5}, 0.7, DType::F64);
+      return batch_norm(in[0], Tensor(), in[1], mm, mv, training, 0.99, 1e-3);
+    }, {x, beta});
+  }
+}
+
+TEST_CASE("layer norm matches its composed definition") {
+  Tensor x = random_tensor({4, 7}, rng), gamma = random_tensor({7}, rng), beta = random_tensor({7}, rng);
+  Tensor fused = layer_norm(x, gamma, beta, 1e-3);
+  Tensor mu = mean(x, {-1}, true);
+  Tensor var = mean(square(sub(x, mu)), {-1}, true);
+  Tensor composed = add(mul(div(sub(x, mu), sqrt(add_scalar(var, 1e-3))), gamma), beta);
+  CHECK(glimpse::testing::max_abs_diff(fused.to_vector_f64(), composed.to_vector_f64()) < 1e-12);
+}
+
+TEST_CASE("conv2d: both paddings, strides 1 and 2, odd and even sizes") {
+  for (Padding padding : {Padding::Same, Padding::Valid})
+    for (int stride : {1, 2})
+      for (int size : {5, 6}) {
+        Tensor x = random_tensor({2, size, size + 1, 3}, rng);
+        Tensor w = random_tensor({3, 2, 3, 4}, rng);
+        check_gradients([=](auto& in) { return conv2d(in[0], in[1], stride, stride, padding); },
+                        {x, w});
+      }
+  Tensor x = random_tensor({2, 4, 3, 5}, rng);
+  Tensor w1 = random_tensor({1, 1, 5, 2}, rng);
+  check_gradients([](auto& in) { return conv2d(in[0], in[1], 1, 1, Padding::Same); }, {x, w1});
+}
+
+TEST_CASE("pooling") {
+  for (Padding padding : {Padding::Same, Padding::Valid})
+    for (int stride : {1, 2}) {
+      Tensor x = random_tensor({2, 5, 6, 3}, rng);
+      check_gradients([=](auto& in) { return max_pool2d(in[0], 3, 3, stride, stride, padding); }, {x});
+      check_gradients([=](auto& in) { return avg_pool2d(in[0], 3, 3, stride, stride, padding); }, {x});
+    }
+}
+
+TEST_CASE("fused GRU sequence, including the initial state") {
+  const int64_t B = 2, T = 4, I = 3, U = 3;
+  Tensor x = random_tensor({B, T, I}, rng), h0 = random_tensor({B, U}, rng);
+  Tensor W = random_tensor({I, 3 * U}, rng), R = random_tensor({U, 3 * U}, rng);
+  Tensor b = random_tensor({2, 3 * U}, rng);
+  check_gradients([](auto& in) { return gru_sequence(in[0], in[1], in[2], in[3], in[4]).first; },
+                  {x, h0, W, R, b});
+  check_gradients([](auto& in) { return gru_sequence(in[0], in[1], in[2], in[3], in[4]).second; },
+                  {x, h0, W, R, b});
+  // Both outputs used at once (the decoder uses the sequence; inference carries the state).
+  check_gradients([](auto& in) {
+    auto [seq, state] = gru_sequence(in[0], in[1], in[2], in[3], in[4]);
+    return add(sum(seq, {1}), mul(state, state));
+  }, {x, h0, W, R, b});
+}
+
+TEST_CASE("fused GRU matches the step-by-step composition of primitive ops") {
+  const int64_t B = 3, T = 5, I = 4, U = 2;
+  Tensor x = random_tensor({B, T, I}, rng), h = random_tensor({B, U}, rng);
+  Tensor W = random_tensor({I, 3 * U}, rng), R = random_tensor({U, 3 * U}, rng);
+  Tensor b = random_tensor({2, 3 * U}, rng);
+  auto [seq, state] = gru_sequence(x, h, W, R, b);
+  Tensor b_in = reshape(slice(b, 0, 0, 1), {3 * U}), b_rec = reshape(slice(b, 0, 1, 2), {3 * U});
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor xt = reshape(slice(x, 1, t, t + 1), {B, I});
+    auto xs = split(add(matmul(xt, W), b_in), {U, U, U}, 1);
+    auto hs = split(add(matmul(h, R), b_rec), {U, U, U}, 1);
+    Tensor z = sigmoid(add(xs[0], hs[0])), r = sigmoid(add(xs[1], hs[1]));
+    Tensor c = tanh(add(xs[2], mul(r, hs[2])));
+    h = add(mul(z, h), mul(add_scalar(neg(z), 1.0), c));
+    Tensor fused_t = reshape(slice(seq, 1, t, t + 1), {B, U});
+    CHECK(glimpse::testing::max_abs_diff(fused_t.to_vector_f64(), h.to_vector_f64()) < 1e-12);
+  }
+  CHECK(glimpse::testing::max_abs_diff(state.to_vector_f64(), h.to_vector_f64()) < 1e-12);
+}
+
+TEST_CASE("dropout: gradient through the fixed mask, expectation preserved") {
+  Tensor x = random_tensor({4, 6}, rng);
+  check_gradients([](auto& in) { return dropout(in[0], 0.3, 99); }, {x});
+  Tensor ones = Tensor::ones({200000}, DType::F64);
+  double m = mean(dropout(ones, 0.25, 5)).item();
+  CHECK(m == doctest::Approx(1.0).epsilon(0.01));
+}

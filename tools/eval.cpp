@@ -1,0 +1,145 @@
+// tools/eval: captions every image of a split with a checkpoint and scores the captions against
+// the references: BLEU-1..4, ROUGE-L and CIDEr-D (coco-caption conventions), and for the shapes
+// dataset the parsed accuracy (every object's size, colour and shape, and the relation).
+#include <omp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "io/batches.h"
+#include "io/captions.h"
+#include "io/shapes_scoring.h"
+#include "models/caption_metrics.h"
+#include "models/decoding.h"
+#include "models/training.h"
+
+using namespace glimpse;
+namespace fs = std::filesystem;
+
+int main(int argc, char** argv) {
+  cli::Flags flags("eval", "--model CKPT --data DIR [options]   (score captions on a split)");
+  flags.option("model", "", "checkpoint written by tools/train (required)");
+  flags.option("data", "data/shapes", "COCO-format directory (annotations/captions_<split>.json, images/<split>/)");
+  flags.option("split", "test", "split to evaluate");
+  flags.option("beam", "0", "beam width (0 = greedy)");
+  flags.option("limit", "0", "evaluate only the first N images (0 = all)");
+  flags.option("out", "", "write the scores and every caption as JSON here");
+  flags.option("device", "cpu", "cpu | cuda");
+  flags.option("threads", "0", "CPU threads (0 = all cores)");
+  try {
+    flags.parse(argc, argv);
+    if (flags.str("model").empty()) throw std::invalid_argument("eval: --model CKPT is required");
+    const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
+    if (threads > 0) omp_set_num_threads(threads);
+    const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
+    const std::string split = flags.str("split");
+    const std::string annotations = flags.str("data") + "/annotations/captions_" + split + ".json";
+    CaptionDataset data = read_coco_captions(annotations, flags.str("data") + "/images/" + split);
+    const int64_t limit = flags.integer("limit", 0);
+    if (limit > 0 && static_cast<int64_t>(data.images.size()) > limit) data.images.resize(limit);
+
+    models::LoadedModel loaded = models::load_captioner(flags.str("model"), device);
+    models::Captioner& model = *loaded.model;
+    const Tokenizer& tokenizer = *loaded.tokenizer;
+    models::DecodeOptions dopt;
+    dopt.start_id = tokenizer.id_of(kStartMarker);
+    dopt.end_id = tokenizer.id_of(kEndMarker);
+    dopt.max_length = tokenizer.sequence_length();
+    const int beam = static_cast<int>(flags.integer("beam", 0, 256));
+    if (beam > 0) {
+      dopt.strategy = models::DecodeOptions::Strategy::Beam;
+      dopt.beam_size = beam;
+    }
+    const PixelScaling scaling =
+        model.config().pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
+    const int S = model.config().image_size;
+
+    // Shapes scenes carry their ground truth in the annotations file.
+    std::map<int64_t, SceneTruth> truth;
+    try {
+      truth = load_shapes_truth(annotations);
+    } catch (const std::exception&) {
+      truth.clear();  // not a shapes dataset
+    }
+
+    std::vector<std::string> candidates;
+    std::vector<std::vector<std::string>> references;
+    nlohmann::json per_image = nlohmann::json::array();
+    int counts[4] = {0, 0, 0, 0}, correct[4] = {0, 0, 0, 0};
+    Generator gen(0);
+    int failures = 0;
+    for (size_t i = 0; i < data.images.size(); ++i) {
+      const CaptionedImage& im = data.images[i];
+      std::string caption;
+      try {
+        std::vector<float> px = load_image_for_model(im.path, S, scaling);
+        NoGradGuard no_grad;
+        Tensor features = model.encode(Tensor::from_vector(px, {1, S, S, 3}).to(device));
+        caption = tokenizer.decode(models::decode_caption(model, features, dopt, gen).tokens, true);
+      } catch (const std::exception& e) {
+        ++failures;
+        std::cerr << "error: " << im.path << ": " << e.what() << "\n";
+        continue;
+      }
+      candidates.push_back(caption);
+      references.push_back(im.captions);
+      nlohmann::json row{{"image_id", im.image_id}, {"file_name", im.file_name}, {"caption", caption}};
+      auto it = truth.find(im.image_id);
+      if (it != truth.end()) {
+        const int n = std::min<int>(3, static_cast<int>(it->second.objects.size()));
+        const bool ok = caption_matches_scene(caption, it->second);
+        counts[n]++;
+        correct[n] += ok;
+        counts[0]++;
+        correct[0] += ok;
+        row["correct"] = ok;
+      }
+      per_image.push_back(row);
+      if ((i + 1) % 50 == 0 || i + 1 == data.images.size())
+        std::cerr << "\r  captioned " << i + 1 << "/" << data.images.size() << std::flush;
+    }
+    std::cerr << "\n";
+    CaptionScores s = score_captions(candidates, references);
+    std::cout << std::fixed << std::setprecision(4) << "split " << split << ": " << candidates.size()
+              << " images (" << (beam > 0 ? "beam " + std::to_string(beam) : std::string("greedy")) << ")\n"
+              << "  metric      score\n"
+              << "  BLEU-1      " << s.bleu[0] << "\n"
+              << "  BLEU-2      " << s.bleu[1] << "\n"
+              << "  BLEU-3      " << s.bleu[2] << "\n"
+              << "  BLEU-4      " << s.bleu[3] << "\n"
+              << "  ROUGE-L     " << s.rouge_l << "\n"
+              << "  CIDEr-D     " << s.cider_d << "\n";
+    nlohmann::json result{{"split", split},
+                          {"images", candidates.size()},
+                          {"decoding", beam > 0 ? "beam" : "greedy"},
+                          {"bleu", {s.bleu[0], s.bleu[1], s.bleu[2], s.bleu[3]}},
+                          {"rouge_l", s.rouge_l},
+                          {"cider_d", s.cider_d}};
+    if (counts[0] > 0) {
+      const char* names[4] = {"all scenes", "one object", "two objects", "three objects"};
+      std::cout << "  shapes accuracy (every object's size, colour, shape; relation for two):\n";
+      for (int n : {1, 2, 3, 0}) {
+        if (counts[n] == 0) continue;
+        const double acc = static_cast<double>(correct[n]) / counts[n];
+        std::cout << "    " << std::left << std::setw(14) << names[n] << std::right << std::setw(8)
+                  << std::setprecision(2) << 100.0 * acc << "%  (" << correct[n] << "/" << counts[n] << ")\n";
+        result["shapes_accuracy"][names[n]] = acc;
+      }
+    }
+    result["captions"] = per_image;
+    if (!flags.str("out").empty()) {
+      std::ofstream out(flags.str("out"));
+      out << result.dump(2) << "\n";
+      if (!out) throw std::runtime_error("eval: could not write " + flags.str("out"));
+      std::cout << "wrote " << flags.str("out") << "\n";
+    }
+    return failures > 0 ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+}

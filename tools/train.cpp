@@ -1,0 +1,186 @@
+// tools/train: trains the captioner on the embedded "shapes" dataset or on a COCO-format
+// directory, with checkpoints, resume and a loss log. All the work is in models/training.cpp.
+#include <omp.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "cli.h"
+#include "io/captions.h"
+#include "io/checkpoint.h"
+#include "io/shapes_dataset.h"
+#include "models/keras_import.h"
+#include "models/training.h"
+
+using namespace glimpse;
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_interrupt(int) {
+  if (g_stop.load()) std::_Exit(130);  // a second Ctrl-C quits at once
+  g_stop.store(true);
+}
+
+// Finds captions_<split>*.json under DIR/annotations and the matching image folder.
+CaptionDataset read_split(const std::string& dir, const std::string& split) {
+  const fs::path annotations = fs::path(dir) / "annotations";
+  if (!fs::is_directory(annotations))
+    throw std::runtime_error("train: " + annotations.string() + " does not exist (expected a COCO-format "
+                             "directory with annotations/captions_<split>.json and images/<split>/)");
+  for (const auto& entry : fs::directory_iterator(annotations)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("captions_" + split, 0) == 0 && entry.path().extension() == ".json") {
+      // images/<split>/ (the shapes layout) or <split><year>/ (COCO's own layout)
+      std::string stem = entry.path().stem().string().substr(std::string("captions_").size());
+      for (const fs::path& images : {fs::path(dir) / "images" / split, fs::path(dir) / stem,
+                                     fs::path(dir) / "images" / stem})
+        if (fs::is_directory(images)) return read_coco_captions(entry.path().string(), images.string());
+      throw std::runtime_error("train: no image folder for " + entry.path().string() + " (tried images/" +
+                               split + ", " + stem + ", images/" + stem + ")");
+    }
+  }
+  if (split == "val") return {};
+  throw std::runtime_error("train: no annotations/captions_" + split + "*.json in " + dir);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::Flags flags("train", "[options]   (train a captioner; see README.md)");
+  flags.option("data", "shapes", "'shapes' (generate the embedded dataset) or a COCO-format directory");
+  flags.option("data-dir", "data/shapes", "where the shapes dataset is generated");
+  flags.option("out", "runs/shapes", "output directory: checkpoint.h5, train_log.csv, loss_curve.png");
+  flags.option("encoder", "", "tiny | inception_resnet_v2 (default: tiny for shapes, else inception_resnet_v2)");
+  flags.option("keras-weights", "", "Keras ImageNet weights (.h5) for inception_resnet_v2");
+  flags.flag("fine-tune-encoder", "train the encoder too (default: frozen for inception_resnet_v2)");
+  flags.option("epochs", "", "epochs (default: 12 for shapes, 1 otherwise)");
+  flags.option("batch", "32", "batch size");
+  flags.option("lr", "0.001", "Adam learning rate");
+  flags.option("clip-norm", "0", "clip gradients to this global norm (0 = off)");
+  flags.option("warmup", "0", "warmup steps before cosine decay (0 = constant learning rate)");
+  flags.flag("resume", "continue from OUT/checkpoint.h5");
+  flags.option("checkpoint-every", "0", "also checkpoint every N steps (0 = each epoch only)");
+  flags.option("feature-cache", "", "HDF5 feature cache of a frozen encoder (build with tools/cache_features)");
+  flags.option("device", "cpu", "cpu | cuda");
+  flags.option("threads", "0", "CPU threads (0 = all cores)");
+  flags.option("seed", "1", "random seed (weights, shuffling)");
+  flags.option("vocab-size", "", "tokenizer vocabulary size incl. padding and [UNK] (default: 64 shapes, 20000 COCO)");
+  flags.option("max-len", "", "caption length in tokens (default: 24 shapes, 64 COCO)");
+  flags.option("units", "", "GRU units = attention width (default: 128 shapes, 512 COCO)");
+  flags.option("image-size", "", "input image size (default: 128 tiny, 299 inception_resnet_v2)");
+  flags.option("train-images", "6000", "shapes: training images to generate");
+  flags.option("max-steps", "-1", "stop after this many steps (smoke tests)");
+  flags.flag("all-pairs", "train on every (image, caption) pair each epoch");
+  flags.option("pixel-scaling", "inception", "inception (x/127.5-1) | unit (x/255, the notebook's)");
+  try {
+    flags.parse(argc, argv);
+    const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
+    if (threads > 0) omp_set_num_threads(threads);
+    const bool shapes = flags.str("data") == "shapes";
+    const std::string device_name = flags.choice("device", {"cpu", "cuda"});
+    const Device device = device_name == "cuda" ? Device::CUDA : Device::CPU;
+    if (device == Device::CUDA && !cuda_available())
+      throw std::runtime_error("train: --device cuda, but no CUDA device is available");
+
+    models::CaptionerConfig config = shapes ? models::CaptionerConfig::tiny_shapes()
+                                            : models::CaptionerConfig::notebook();
+    if (flags.given("encoder")) {
+      config.encoder = flags.choice("encoder", {"tiny", "inception_resnet_v2"});
+      if (config.encoder == "tiny") {
+        config.image_size = 128;
+        config.freeze_encoder = false;
+      } else {
+        config.image_size = 299;
+        config.freeze_encoder = true;
+      }
+    }
+    if (flags.on("fine-tune-encoder")) config.freeze_encoder = false;
+    if (flags.given("vocab-size")) config.vocab_size = flags.integer("vocab-size", 3, 10000000);
+    if (flags.given("max-len")) config.max_caption_len = flags.integer("max-len", 3, 4096);
+    if (flags.given("units")) config.units = config.embedding_dim = flags.integer("units", 1, 65536);
+    if (flags.given("image-size")) config.image_size = static_cast<int>(flags.integer("image-size", 32, 2048));
+    config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
+
+    std::string data_dir = flags.str("data");
+    if (shapes) {
+      ShapesConfig sc;
+      sc.train = static_cast<int>(flags.integer("train-images", 10, 1000000));
+      sc.image_size = 128;
+      sc.seed = 1234;
+      data_dir = flags.str("data-dir");
+      if (!shapes_dataset_is_complete(data_dir, sc)) {
+        std::cout << "generating the shapes dataset in " << data_dir << " ..." << std::endl;
+        generate_shapes_dataset(data_dir, sc, [](int done, int total) {
+          if (done % 500 == 0 || done == total) std::cout << "\r  " << done << "/" << total << std::flush;
+        });
+        std::cout << "\n";
+      }
+    }
+    models::TrainData data;
+    data.train = read_split(data_dir, "train");
+    data.val = read_split(data_dir, "val");
+    if (data.train.problem_count() > 0) std::cout << summarize_problems(data.train) << "\n";
+
+    models::TrainOptions opt;
+    opt.out_dir = flags.str("out");
+    opt.epochs = static_cast<int>(flags.given("epochs") ? flags.integer("epochs", 1, 100000) : (shapes ? 12 : 1));
+    opt.batch_size = static_cast<int>(flags.integer("batch", 1, 65536));
+    opt.learning_rate = flags.number("lr", 0, 10);
+    opt.clip_norm = flags.number("clip-norm", 0, 1e9);
+    opt.warmup_steps = static_cast<int>(flags.integer("warmup", 0, 100000000));
+    opt.seed = static_cast<uint64_t>(flags.integer("seed", 0));
+    opt.checkpoint_every = flags.integer("checkpoint-every", 0);
+    opt.resume = flags.on("resume");
+    opt.all_pairs = flags.on("all-pairs");
+    opt.cache_images = shapes;
+    opt.device = device;
+    opt.max_steps = flags.integer("max-steps", -1);
+    opt.stop_requested = &g_stop;
+
+    std::unique_ptr<models::Captioner> model;
+    if (opt.resume) {
+      const std::string ckpt = opt.out_dir + "/checkpoint.h5";
+      CheckpointContents meta = read_checkpoint_meta(ckpt);
+      config = models::CaptionerConfig::from_json(meta.model_config);
+      model = std::make_unique<models::Captioner>(config, opt.seed);
+      data.tokenizer = Tokenizer(meta.vocabulary, meta.model_config.value("sequence_length",
+                                                                          static_cast<int>(config.max_caption_len)));
+    } else {
+      std::vector<std::string> texts;
+      for (const auto& im : data.train.images)
+        for (const auto& c : im.captions) texts.push_back(with_markers(c));
+      data.tokenizer = Tokenizer(static_cast<int>(config.max_caption_len));
+      data.tokenizer.adapt(texts, static_cast<size_t>(config.vocab_size));
+      config.vocab_size = static_cast<int64_t>(data.tokenizer.vocabulary_size());
+      model = std::make_unique<models::Captioner>(config, opt.seed);
+      if (flags.given("keras-weights")) {
+        models::import_keras_encoder_weights(*model->encoder, flags.str("keras-weights"));
+        std::cout << "loaded Keras weights from " << flags.str("keras-weights") << "\n";
+      }
+    }
+    if (flags.given("feature-cache")) {
+      opt.feature_cache = std::make_shared<FeatureCache>(flags.str("feature-cache"));
+      opt.feature_cache->check_matches({config.encoder, config.image_size, config.pixel_scaling,
+                                        model->grid_cells(), model->encoder->output_channels()});
+      if (!config.freeze_encoder)
+        throw std::invalid_argument("train: a feature cache needs a frozen encoder");
+    }
+    std::cout << "model: encoder " << config.encoder << " (" << (config.freeze_encoder ? "frozen" : "trained")
+              << "), " << model->grid_size() << "x" << model->grid_size() << " attention grid, vocabulary "
+              << config.vocab_size << ", " << model->count_parameters(true) << " trainable parameters\n"
+              << "data: " << data.train.images.size() << " training images, " << data.val.images.size()
+              << " validation images; " << opt.epochs << " epoch(s) of batch " << opt.batch_size << "\n";
+
+    std::signal(SIGINT, on_interrupt);
+    models::TrainResult r = models::train_captioner(*model, data, opt);
+    std::cout << (r.interrupted ? "stopped" : "done") << " after " << r.global_step << " steps; checkpoint: "
+              << r.checkpoint << "\n"
+              << "log: " << opt.out_dir << "/train_log.csv, curve: " << opt.out_dir << "/loss_curve.png\n";
+    return r.interrupted ? 130 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
