@@ -29,8 +29,7 @@ void write_file_atomically(const std::string& path, const std::string& contents,
   const std::string temporary = temporary_path_for(path);
   std::FILE* file = std::fopen(temporary.c_str(), "wb");
   if (file == nullptr) {
-    throw std::runtime_error(std::string(caller) + ": " + path + ": cannot create file (" + std::strerror(errno) +
-                             ")");
+    throw std::runtime_error(std::string(caller) + ": " + path + ": cannot create file (" + std::strerror(errno) + ")");
   }
   const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
   const int write_errno = errno;

@@ -29,6 +29,12 @@ CaptionBatcher::~CaptionBatcher() {
   if (pending_.valid()) pending_.wait();
 }
 
+std::launch CaptionBatcher::launch_policy() const {
+  // The HDF5 library is not thread-safe, and the training thread writes checkpoints: batches read
+  // from a feature cache are therefore loaded on the calling thread (reading them is cheap).
+  return options_.feature_cache ? std::launch::deferred : std::launch::async;
+}
+
 int64_t CaptionBatcher::steps_per_epoch() const {
   size_t pairs = 0;
   if (options_.all_pairs) {
@@ -47,7 +53,7 @@ void CaptionBatcher::start_epoch(int epoch, int64_t skip_steps) {
   pairs_ = epoch_pairs(data_, options_.seed, epoch, options_.all_pairs);
   next_step_ = std::min(skip_steps, steps_per_epoch());
   if (next_step_ < steps_per_epoch())
-    pending_ = std::async(std::launch::async, [this, s = next_step_] { return load(s); });
+    pending_ = std::async(launch_policy(), [this, s = next_step_] { return load(s); });
 }
 
 int64_t CaptionBatcher::bad_images() const {
@@ -74,7 +80,7 @@ CaptionBatch CaptionBatcher::load(int64_t step) {
   std::vector<std::vector<float>> items(n);
   std::vector<std::string> errors(n);
   // Decode in parallel: JPEG decoding and resizing dominate the data pipeline.
-#pragma omp parallel for schedule(dynamic) if (n > 1)
+#pragma omp parallel for schedule(dynamic) if (n > 1 && !use_features)
   for (int64_t i = 0; i < n; ++i) {
     const size_t image_index = pairs_[first + i].first;
     const CaptionedImage& image = data_.images[image_index];
@@ -125,7 +131,7 @@ bool CaptionBatcher::next(CaptionBatch& batch) {
     batch = pending_.get();
     ++next_step_;
     if (next_step_ < steps_per_epoch())
-      pending_ = std::async(std::launch::async, [this, s = next_step_] { return load(s); });
+      pending_ = std::async(launch_policy(), [this, s = next_step_] { return load(s); });
     if (batch.size() > 0) return true;  // a batch whose every image failed is skipped
   }
   return false;

@@ -58,7 +58,8 @@ class CaptionBatcher {
                           std::vector<int32_t>& input, std::vector<int32_t>& target);
 
  private:
-  CaptionBatch load(int64_t step) ;
+  CaptionBatch load(int64_t step);
+  std::launch launch_policy() const;
   const CaptionDataset& data_;
   const Tokenizer& tokenizer_;
   BatcherOptions options_;

@@ -114,8 +114,7 @@ constexpr GlyphArt kGlyphArt[] = {
 };
 // clang-format on
 
-constexpr GlyphArt kMissingGlyphArt = {
-    '\0', {"#####", "#...#", "#...#", "#...#", "#...#", "#...#", "#####", "....."}};
+constexpr GlyphArt kMissingGlyphArt = {'\0', {"#####", "#...#", "#...#", "#...#", "#...#", "#...#", "#####", "....."}};
 
 GlyphRows pack(const GlyphArt& art) {
   GlyphRows rows{};

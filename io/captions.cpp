@@ -246,13 +246,12 @@ CaptionDataset read_karpathy_split(const std::string& dataset_file, const std::s
                           ", expected an array";
         }
         CaptionedImage image;
-        image.image_id = static_cast<int64_t>(i);
-        for (const char* id_key : {"cocoid", "imgid"}) {
-            if (!problem.empty() || !record.contains(id_key)) continue;
+        image.image_id = static_cast<int64_t>(i);  // kept when the record has neither id
+        const char* id_key = record.contains("cocoid") ? "cocoid" : "imgid";
+        if (problem.empty() && record.contains(id_key)) {
             problem = member_problem(record, id_key, json::value_t::number_integer);
             if (problem.empty() && !get_int64(record[id_key], image.image_id))
                 problem = std::string("\"") + id_key + "\" out of range";
-            break;
         }
         if (!problem.empty()) {
             log.record(&CaptionDataset::bad_records, at + ": " + problem + ", record skipped");

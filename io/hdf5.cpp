@@ -130,19 +130,6 @@ void check(herr_t status, const Where& where, const std::string& what) {
 // ---------------------------------------------------------------------------------------------
 // Paths, shapes, small helpers
 
-// "a/b", "/a/b" and "a/b/" all name "/a/b"; "" and "/" name the root.
-std::string absolute_path(const std::string& path) {
-  std::string result;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    if (end > start) result += "/" + path.substr(start, end - start);
-    start = end + 1;
-  }
-  return result.empty() ? "/" : result;
-}
-
 std::vector<std::string> path_components(const std::string& path) {
   std::vector<std::string> components;
   size_t start = 0;
@@ -153,6 +140,16 @@ std::vector<std::string> path_components(const std::string& path) {
     start = end + 1;
   }
   return components;
+}
+
+// "a/b", "/a/b" and "a/b/" all name "/a/b"; "" and "/" name the root.
+std::string absolute_path(const std::string& path) {
+  std::string result;
+  for (const std::string& component : path_components(path)) {
+    result += '/';
+    result += component;
+  }
+  return result.empty() ? "/" : result;
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -397,7 +394,16 @@ H5File H5File::open_existing(const char* function, const std::string& path, bool
 
   Handle access = make_file_access_list();
   hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, access.get());
-  if (id < 0) fail(where, "corrupt or truncated HDF5 file");
+  if (id < 0) {
+    // The signature was there, so the file is damaged, cut short, or locked by another writer;
+    // HDF5's stack says which.
+    std::string reason = take_hdf5_error_stack();
+    std::string what = reason.find("truncated") != std::string::npos
+                           ? "truncated HDF5 file"
+                           : "cannot open the HDF5 file (corrupt, or locked by another writer)";
+    throw std::runtime_error(std::string(function) + ": " + path + ": " + what +
+                             " (HDF5: " + reason + ")");
+  }
   return H5File(id, path);
 }
 
@@ -481,7 +487,8 @@ Handle open_object(hid_t file, const std::string& object_path, const Where& wher
 bool link_chain_exists(hid_t file, const std::string& object_path) {
   std::string prefix;
   for (const std::string& component : path_components(object_path)) {
-    prefix += "/" + component;
+    prefix += '/';
+    prefix += component;
     // H5Lexists fails (rather than returning 0) when an earlier component is not a group.
     if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) {
       H5Eclear2(H5E_DEFAULT);

@@ -7,10 +7,6 @@
 // in the calling function (reached through pointers) and is cleaned up there by RAII.
 #include "io/image.h"
 
-#include <jpeglib.h>
-#include <jerror.h>
-#include <png.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -19,6 +15,11 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+
+// jpeglib.h expects FILE and size_t to be declared already, hence after <cstdio>.
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
 
 #include "io/atomic_file.h"
 
@@ -53,8 +54,9 @@ void check_rgb_image(const char* caller, const std::string& name, const Image& i
     fail(caller, name, "empty image (" + std::to_string(image.height) + "x" + std::to_string(image.width) + ")");
   }
   if (image.pixels.size() != static_cast<size_t>(image.height) * image.width * 3) {
-    fail(caller, name, "pixel buffer holds " + std::to_string(image.pixels.size()) + " bytes, expected " +
-                           std::to_string(static_cast<size_t>(image.height) * image.width * 3));
+    fail(caller, name,
+         "pixel buffer holds " + std::to_string(image.pixels.size()) + " bytes, expected " +
+             std::to_string(static_cast<size_t>(image.height) * image.width * 3));
   }
 }
 
@@ -75,9 +77,7 @@ std::vector<uint8_t> read_whole_file(const char* caller, const std::string& path
   return bytes;
 }
 
-bool starts_with_png_signature(const uint8_t* data, size_t size) {
-  return size >= 8 && png_sig_cmp(data, 0, 8) == 0;
-}
+bool starts_with_png_signature(const uint8_t* data, size_t size) { return size >= 8 && png_sig_cmp(data, 0, 8) == 0; }
 
 // ---------------------------------------------------------------------------------------------- JPEG
 
@@ -204,9 +204,9 @@ Image decode_jpeg_for(const char* caller, const uint8_t* data, size_t size, cons
     fail(caller, name, "zero-sized image (" + std::to_string(width) + "x" + std::to_string(height) + ")");
   }
   if (width > kMaxImageSide || height > kMaxImageSide) {
-    fail(caller, name, "image too large (" + std::to_string(width) + " x " + std::to_string(height) +
-                           " pixels, width x height; the largest side allowed is " + std::to_string(kMaxImageSide) +
-                           ")");
+    fail(caller, name,
+         "image too large (" + std::to_string(width) + " x " + std::to_string(height) +
+             " pixels, width x height; the largest side allowed is " + std::to_string(kMaxImageSide) + ")");
   }
 
   Image image;
@@ -420,7 +420,8 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name_for_
 
 void write_jpeg(const std::string& path, const Image& image, int quality) {
   check_rgb_image("write_jpeg", path, image);
-  if (quality < 1 || quality > 100) fail("write_jpeg", path, "quality must be in 1..100, got " + std::to_string(quality));
+  if (quality < 1 || quality > 100)
+    fail("write_jpeg", path, "quality must be in 1..100, got " + std::to_string(quality));
   const std::string temporary = temporary_path_for(path);
   std::FILE* file = std::fopen(temporary.c_str(), "wb");
   if (file == nullptr) fail("write_jpeg", path, std::string("cannot create file (") + std::strerror(errno) + ")");
@@ -455,7 +456,8 @@ void write_png(const std::string& path, const Image& image) {
   if (!encoded || write_failed || close_failed) {
     std::remove(temporary.c_str());
     fail("write_png", path,
-         "write failed (" + (encoded ? std::string(std::strerror(errno)) : "libpng: " + std::string(errors.message)) + ")");
+         "write failed (" + (encoded ? std::string(std::strerror(errno)) : "libpng: " + std::string(errors.message)) +
+             ")");
   }
   commit_temporary_file(temporary, path, "write_png");
 }
@@ -499,8 +501,8 @@ std::vector<float> resize_bilinear_map(const std::vector<float>& map, int height
                                        int out_width) {
   if (height <= 0 || width <= 0 || map.size() != static_cast<size_t>(height) * width) {
     throw std::invalid_argument("resize_bilinear_map: map holds " + std::to_string(map.size()) +
-                                " values, expected a positive " + std::to_string(height) + "x" +
-                                std::to_string(width) + " grid");
+                                " values, expected a positive " + std::to_string(height) + "x" + std::to_string(width) +
+                                " grid");
   }
   check_output_size("resize_bilinear_map", out_height, out_width);
   return resize_bilinear_planar(map.data(), height, width, 1, out_height, out_width);

@@ -94,7 +94,8 @@ Image plot_lines(const std::vector<std::vector<float>>& series, const std::vecto
   const std::vector<double> y_ticks = tick_values(y_axis), x_ticks = tick_values(x_axis);
 
   int widest_y_label = 0;
-  for (double value : y_ticks) widest_y_label = std::max(widest_y_label, text_width(format_tick(value, y_axis.decimals), 1));
+  for (double value : y_ticks)
+    widest_y_label = std::max(widest_y_label, text_width(format_tick(value, y_axis.decimals), 1));
   const int title_scale = text_width(title, 2) <= width - 20 ? 2 : 1;
   const int left = widest_y_label + kTickLength + 6;
   const int right = width - 12;

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 #include "io/atomic_file.h"
@@ -92,7 +93,7 @@ uint64_t image_seed(uint64_t seed, int split, int index) {
 
 // ---------------------------------------------------------------------------------------- layout
 
-constexpr RGB kColourCentres[] = {{220, 40, 40}, {40, 170, 60},  {40, 70, 220},
+constexpr RGB kColourCentres[] = {{220, 40, 40},  {40, 170, 60},  {40, 70, 220},
                                   {235, 210, 40}, {140, 50, 180}, {245, 140, 30}};
 static_assert(std::size(kColourCentres) == kColourNames.size());
 
@@ -104,9 +105,9 @@ struct Geometry {
   int small_max() const { return scaled(24); }
   int large_min() const { return scaled(36); }
   int large_max() const { return scaled(48); }
-  int border() const { return scaled(2); }          // objects stay this far inside the image
+  int border() const { return scaled(2); }  // objects stay this far inside the image
   int min_gap() const { return std::max(1, scaled(4)); }
-  int min_offset() const { return scaled(20); }     // a stated relation needs |dx| or |dy| this large
+  int min_offset() const { return scaled(20); }  // a stated relation needs |dx| or |dy| this large
   // Our own addition: the dominant axis must win by this margin, so that no two-object scene sits
   // on the diagonal where "left of" and "above" are both nearly true.
   int min_axis_margin() const { return scaled(8); }
@@ -159,39 +160,42 @@ bool same_description(const SceneObject& a, const SceneObject& b) {
   return a.shape == b.shape && a.colour == b.colour && a.size == b.size;
 }
 
-// Draws objects and positions until a valid scene comes out: objects inside the image, bounding boxes
-// apart by the minimum gap, no two objects with the same description (so that every caption identifies
-// each object), and for two objects a clear relation.
+// Tries random positions for `object` until it lies inside the image, keeps the minimum gap to every
+// placed object and, when asked, stands in a clear relation to the first one. False if none worked.
+bool try_to_place(Random& random, const Geometry& geometry, const std::vector<SceneObject>& placed,
+                  bool needs_clear_relation, SceneObject& object) {
+  constexpr int kPlacementTries = 100;
+  for (int attempt = 0; attempt < kPlacementTries; ++attempt) {
+    object.x = random.uniform(geometry.border(), geometry.size - geometry.border() - object.width);
+    object.y = random.uniform(geometry.border(), geometry.size - geometry.border() - object.height);
+    const bool apart = std::all_of(placed.begin(), placed.end(), [&](const SceneObject& other) {
+      return boxes_keep_gap(object, other, geometry.min_gap());
+    });
+    if (apart && (!needs_clear_relation || relation_is_clear(placed.front(), object, geometry))) return true;
+  }
+  return false;
+}
+
+// Draws objects until a valid scene comes out: no two objects with the same description (so that
+// every caption identifies each object), every one placed by try_to_place, and for two objects a clear
+// relation. A scene that cannot be completed is thrown away and drawn again from scratch.
 LaidOutScene lay_out_scene(Random& random, const Geometry& geometry) {
   LaidOutScene scene;
   scene.background = {static_cast<uint8_t>(random.uniform(190, 250)), static_cast<uint8_t>(random.uniform(190, 250)),
                       static_cast<uint8_t>(random.uniform(190, 250))};
   const int roll = random.uniform(0, 99);
-  const int count = roll < 40 ? 1 : roll < 80 ? 2 : 3;
-  constexpr int kPlacementTries = 100;
+  const size_t count = roll < 40 ? 1 : roll < 80 ? 2 : 3;
   while (true) {
     scene.objects.clear();
-    bool placed_all = true;
-    for (int i = 0; i < count && placed_all; ++i) {
+    while (scene.objects.size() < count) {
       SceneObject object = random_object(random, geometry);
       const bool duplicate = std::any_of(scene.objects.begin(), scene.objects.end(),
                                          [&](const SceneObject& other) { return same_description(object, other); });
-      if (duplicate) {
-        placed_all = false;
-        break;
-      }
-      placed_all = false;
-      for (int attempt = 0; attempt < kPlacementTries && !placed_all; ++attempt) {
-        object.x = random.uniform(geometry.border(), geometry.size - geometry.border() - object.width);
-        object.y = random.uniform(geometry.border(), geometry.size - geometry.border() - object.height);
-        placed_all = std::all_of(scene.objects.begin(), scene.objects.end(), [&](const SceneObject& other) {
-          return boxes_keep_gap(object, other, geometry.min_gap());
-        });
-        if (placed_all && count == 2 && i == 1) placed_all = relation_is_clear(scene.objects[0], object, geometry);
-      }
-      if (placed_all) scene.objects.push_back(object);
+      const bool needs_clear_relation = count == 2 && scene.objects.size() == 1;
+      if (duplicate || !try_to_place(random, geometry, scene.objects, needs_clear_relation, object)) break;
+      scene.objects.push_back(object);
     }
-    if (placed_all) return scene;
+    if (scene.objects.size() == count) return scene;
   }
 }
 
@@ -218,7 +222,8 @@ bool covers(const SceneObject& object, int64_t sx, int64_t sy) {
   const int64_t apex_x2 = 2 * left + width, apex_y = top, base_y = top + height;
   if (sy < apex_y || sy >= base_y) return false;
   const int64_t left_edge = (2 * sx - 2 * left) * (apex_y - base_y) - (apex_x2 - 2 * left) * (sy - base_y);
-  const int64_t right_edge = (apex_x2 - 2 * (left + width)) * (sy - base_y) - (2 * sx - 2 * (left + width)) * (apex_y - base_y);
+  const int64_t right_edge =
+      (apex_x2 - 2 * (left + width)) * (sy - base_y) - (2 * sx - 2 * (left + width)) * (apex_y - base_y);
   return left_edge <= 0 && right_edge <= 0;
 }
 
@@ -228,8 +233,9 @@ Image render_scene(const LaidOutScene& scene, const Geometry& geometry, Random& 
   for (int y = 0; y < image.height; ++y) {
     for (int x = 0; x < image.width; ++x) {
       const int noise = random.uniform(-6, 6);
-      image.set_pixel(y, x, {clamp_channel(scene.background.r + noise), clamp_channel(scene.background.g + noise),
-                             clamp_channel(scene.background.b + noise)});
+      image.set_pixel(y, x,
+                      {clamp_channel(scene.background.r + noise), clamp_channel(scene.background.g + noise),
+                       clamp_channel(scene.background.b + noise)});
     }
   }
   constexpr int kSamples = kSubsamples * kSubsamples;
@@ -246,7 +252,8 @@ Image render_scene(const LaidOutScene& scene, const Geometry& geometry, Random& 
         if (covered == 0) continue;
         uint8_t* pixel = image.at(y, x);
         for (int c = 0; c < 3; ++c) {
-          pixel[c] = static_cast<uint8_t>((pixel[c] * (kSamples - covered) + fill[c] * covered + kSamples / 2) / kSamples);
+          pixel[c] =
+              static_cast<uint8_t>((pixel[c] * (kSamples - covered) + fill[c] * covered + kSamples / 2) / kSamples);
         }
       }
     }
@@ -353,20 +360,28 @@ nlohmann::ordered_json image_entry(const SceneTruth& scene, int image_size) {
 
 std::string_view relation_phrase(Relation relation) {
   switch (relation) {
-    case Relation::LeftOf: return "to the left of";
-    case Relation::RightOf: return "to the right of";
-    case Relation::Above: return "above";
-    case Relation::Below: return "below";
+    case Relation::LeftOf:
+      return "to the left of";
+    case Relation::RightOf:
+      return "to the right of";
+    case Relation::Above:
+      return "above";
+    case Relation::Below:
+      return "below";
   }
   throw std::invalid_argument("relation_phrase: invalid relation");
 }
 
 Relation inverse(Relation relation) {
   switch (relation) {
-    case Relation::LeftOf: return Relation::RightOf;
-    case Relation::RightOf: return Relation::LeftOf;
-    case Relation::Above: return Relation::Below;
-    case Relation::Below: return Relation::Above;
+    case Relation::LeftOf:
+      return Relation::RightOf;
+    case Relation::RightOf:
+      return Relation::LeftOf;
+    case Relation::Above:
+      return Relation::Below;
+    case Relation::Below:
+      return Relation::Above;
   }
   throw std::invalid_argument("inverse: invalid relation");
 }
@@ -439,8 +454,8 @@ void generate_shapes_dataset(const std::string& out_dir, const ShapesConfig& con
   for (std::string_view split : kShapesSplits) {
     fs::create_directories(root / "images" / std::string(split), error);
     if (error) {
-      throw std::runtime_error("generate_shapes_dataset: cannot create " + (root / "images" / std::string(split)).string() +
-                               " (" + error.message() + ")");
+      throw std::runtime_error("generate_shapes_dataset: cannot create " +
+                               (root / "images" / std::string(split)).string() + " (" + error.message() + ")");
     }
   }
   fs::create_directories(root / "annotations", error);
@@ -483,9 +498,16 @@ void generate_shapes_dataset(const std::string& out_dir, const ShapesConfig& con
       }
     };
     const unsigned hardware = std::max(1u, std::thread::hardware_concurrency());
-    const int threads = std::clamp(config.threads > 0 ? config.threads : static_cast<int>(hardware), 1, std::max(count, 1));
+    const int threads =
+        std::clamp(config.threads > 0 ? config.threads : static_cast<int>(hardware), 1, std::max(count, 1));
     std::vector<std::thread> workers;
-    for (int t = 1; t < threads; ++t) workers.emplace_back(work);
+    for (int t = 1; t < threads; ++t) {
+      try {
+        workers.emplace_back(work);
+      } catch (const std::system_error&) {
+        break;  // fewer threads only make it slower; the output is the same
+      }
+    }
     work();
     for (std::thread& worker : workers) worker.join();
     if (first_error) std::rethrow_exception(first_error);
@@ -507,8 +529,8 @@ void generate_shapes_dataset(const std::string& out_dir, const ShapesConfig& con
                                       {"generator_version", kGeneratorVersion}}},
                                     {"images", images},
                                     {"annotations", annotations}};
-    write_file_atomically((root / "annotations" / ("captions_" + split_name + ".json")).string(), document.dump(1) + "\n",
-                          "generate_shapes_dataset");
+    write_file_atomically((root / "annotations" / ("captions_" + split_name + ".json")).string(),
+                          document.dump(1) + "\n", "generate_shapes_dataset");
   }
   write_file_atomically(stamp_path(out_dir).string(), stamp_json(config).dump(1) + "\n", "generate_shapes_dataset");
 }

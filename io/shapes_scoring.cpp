@@ -121,7 +121,8 @@ std::map<int64_t, SceneTruth> load_shapes_truth(const std::string& annotations_j
   } catch (const nlohmann::json::exception& error) {
     bad_truth(annotations_json_path, std::string("invalid JSON (") + error.what() + ")");
   }
-  if (!document.contains("images") || !document["images"].is_array()) bad_truth(annotations_json_path, "no \"images\" array");
+  if (!document.contains("images") || !document["images"].is_array())
+    bad_truth(annotations_json_path, "no \"images\" array");
 
   std::map<int64_t, SceneTruth> truths;
   for (const auto& entry : document["images"]) {
@@ -148,8 +149,9 @@ std::map<int64_t, SceneTruth> load_shapes_truth(const std::string& annotations_j
       if (entry.contains("relation")) {
         const std::string phrase = entry["relation"].get<std::string>();
         truth.relation = relation_from_phrase(phrase);
-        if (!truth.relation) bad_truth(annotations_json_path, "image " + std::to_string(truth.image_id) +
-                                                                  ": unknown relation \"" + phrase + "\"");
+        if (!truth.relation)
+          bad_truth(annotations_json_path,
+                    "image " + std::to_string(truth.image_id) + ": unknown relation \"" + phrase + "\"");
       }
       if (truth.objects.size() == 2 && !truth.relation) {
         bad_truth(annotations_json_path, "image " + std::to_string(truth.image_id) + ": two objects but no relation");

@@ -35,8 +35,10 @@ public:
     static constexpr std::string_view kUnknownToken = "[UNK]";
     static constexpr int kDefaultSequenceLength = 64;
 
-    // Vocabulary holds only the two special tokens until adapt() is called.
-    explicit Tokenizer(int sequence_length = kDefaultSequenceLength);
+    // Vocabulary holds only the two special tokens until adapt() is called. (The default
+    // constructor is not explicit so that structs holding a Tokenizer can be brace-initialised.)
+    Tokenizer() : Tokenizer(kDefaultSequenceLength) {}
+    explicit Tokenizer(int sequence_length);
 
     // Rebuilds a tokenizer from a stored vocabulary (as vocabulary() returned it, the Keras
     // get_vocabulary() layout): [0] must be "", [1] "[UNK]", the rest distinct and non-empty.

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 namespace glimpse {
 namespace {

@@ -3,6 +3,7 @@
 #include "models/inception_resnet_v2.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <stdexcept>
 
@@ -48,8 +49,8 @@ Padding InceptionResNetV2::reduction_padding() const {
   return config_.valid_reductions ? Padding::Valid : Padding::Same;
 }
 
-ConvBN& InceptionResNetV2::make(int64_t cin, int64_t filters, int kh, int kw, int stride,
-                                Padding padding, bool activation, bool use_bias,
+ConvBN& InceptionResNetV2::make(const std::string& slim_name, int64_t cin, int64_t filters, int kh,
+                                int kw, int stride, Padding padding, bool activation, bool use_bias,
                                 const std::string& name) {
   std::string conv_name = name, bn_name = name.empty() ? "" : name + "_bn";
   if (name.empty()) {
@@ -64,6 +65,7 @@ ConvBN& InceptionResNetV2::make(int64_t cin, int64_t filters, int kh, int kw, in
   }
   units_.push_back(std::make_unique<ConvBN>(conv_name, bn_name, cin, filters, kh, kw, stride,
                                             padding, activation, use_bias, *gen_));
+  units_.back()->slim_name = slim_name;
   register_child(*units_.back());
   return *units_.back();
 }
@@ -77,58 +79,61 @@ InceptionResNetV2::InceptionResNetV2(const InceptionConfig& config, Generator& g
 
   // Stem.
   int64_t size = config.image_size;
-  make(3, f(32), 3, 3, 2, red);          stem_.push_back(idx()); size = out_size(size, 3, 2, red);
-  make(f(32), f(32), 3, 3, 1, red);      stem_.push_back(idx()); size = out_size(size, 3, 1, red);
-  make(f(32), f(64), 3, 3, 1, same);     stem_.push_back(idx());
+  make("Conv2d_1a_3x3", 3, f(32), 3, 3, 2, red);          stem_.push_back(idx()); size = out_size(size, 3, 2, red);
+  make("Conv2d_2a_3x3", f(32), f(32), 3, 3, 1, red);      stem_.push_back(idx()); size = out_size(size, 3, 1, red);
+  make("Conv2d_2b_3x3", f(32), f(64), 3, 3, 1, same);     stem_.push_back(idx());
   size = out_size(size, 3, 2, red);      // max-pool 3/2
-  make(f(64), f(80), 1, 1, 1, red);      stem_.push_back(idx());
-  make(f(80), f(192), 3, 3, 1, red);     stem_.push_back(idx()); size = out_size(size, 3, 1, red);
+  make("Conv2d_3b_1x1", f(64), f(80), 1, 1, 1, red);      stem_.push_back(idx());
+  make("Conv2d_4a_3x3", f(80), f(192), 3, 3, 1, red);     stem_.push_back(idx()); size = out_size(size, 3, 1, red);
   size = out_size(size, 3, 2, red);      // max-pool 3/2
   if (size < 1) throw std::invalid_argument("InceptionResNetV2: image_size is too small");
 
   // mixed_5b: [96 1x1] [48 1x1 -> 64 5x5] [64 1x1 -> 96 3x3 -> 96 3x3] [avg-pool -> 64 1x1]
   int64_t c = f(192);
   mixed_5b_.resize(4);
-  make(c, f(96), 1, 1, 1, same);         mixed_5b_[0].push_back(idx());
-  make(c, f(48), 1, 1, 1, same);         mixed_5b_[1].push_back(idx());
-  make(f(48), f(64), 5, 5, 1, same);     mixed_5b_[1].push_back(idx());
-  make(c, f(64), 1, 1, 1, same);         mixed_5b_[2].push_back(idx());
-  make(f(64), f(96), 3, 3, 1, same);     mixed_5b_[2].push_back(idx());
-  make(f(96), f(96), 3, 3, 1, same);     mixed_5b_[2].push_back(idx());
-  make(c, f(64), 1, 1, 1, same);         mixed_5b_[3].push_back(idx());
+  make("Mixed_5b_Branch_0_Conv2d_1x1", c, f(96), 1, 1, 1, same); mixed_5b_[0].push_back(idx());
+  make("Mixed_5b_Branch_1_Conv2d_0a_1x1", c, f(48), 1, 1, 1, same); mixed_5b_[1].push_back(idx());
+  make("Mixed_5b_Branch_1_Conv2d_0b_5x5", f(48), f(64), 5, 5, 1, same); mixed_5b_[1].push_back(idx());
+  make("Mixed_5b_Branch_2_Conv2d_0a_1x1", c, f(64), 1, 1, 1, same); mixed_5b_[2].push_back(idx());
+  make("Mixed_5b_Branch_2_Conv2d_0b_3x3", f(64), f(96), 3, 3, 1, same); mixed_5b_[2].push_back(idx());
+  make("Mixed_5b_Branch_2_Conv2d_0c_3x3", f(96), f(96), 3, 3, 1, same); mixed_5b_[2].push_back(idx());
+  make("Mixed_5b_Branch_3_Conv2d_0b_1x1", c, f(64), 1, 1, 1, same); mixed_5b_[3].push_back(idx());
   c = f(96) + f(64) + f(96) + f(64);
 
   auto residual = [&](const std::string& type, int block_idx, double scale, bool activation,
                       std::vector<Residual>& blocks) {
+    // TF-slim block name: Block35_1, Block17_3, Block8_10 ...
+    const std::string B = std::string(1, static_cast<char>(std::toupper(type[0]))) + type.substr(1) + "_" +
+                          std::to_string(block_idx);
     Residual r;
     r.scale = scale;
     r.activation = activation;
     int64_t mixed = 0;
     if (type == "block35") {
       r.branches.resize(3);
-      make(c, f(32), 1, 1, 1, same);       r.branches[0].push_back(idx());
-      make(c, f(32), 1, 1, 1, same);       r.branches[1].push_back(idx());
-      make(f(32), f(32), 3, 3, 1, same);   r.branches[1].push_back(idx());
-      make(c, f(32), 1, 1, 1, same);       r.branches[2].push_back(idx());
-      make(f(32), f(48), 3, 3, 1, same);   r.branches[2].push_back(idx());
-      make(f(48), f(64), 3, 3, 1, same);   r.branches[2].push_back(idx());
+      make(B + "_Branch_0_Conv2d_1x1", c, f(32), 1, 1, 1, same); r.branches[0].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0a_1x1", c, f(32), 1, 1, 1, same); r.branches[1].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0b_3x3", f(32), f(32), 3, 3, 1, same); r.branches[1].push_back(idx());
+      make(B + "_Branch_2_Conv2d_0a_1x1", c, f(32), 1, 1, 1, same); r.branches[2].push_back(idx());
+      make(B + "_Branch_2_Conv2d_0b_3x3", f(32), f(48), 3, 3, 1, same); r.branches[2].push_back(idx());
+      make(B + "_Branch_2_Conv2d_0c_3x3", f(48), f(64), 3, 3, 1, same); r.branches[2].push_back(idx());
       mixed = f(32) + f(32) + f(64);
     } else if (type == "block17") {
       r.branches.resize(2);
-      make(c, f(192), 1, 1, 1, same);      r.branches[0].push_back(idx());
-      make(c, f(128), 1, 1, 1, same);      r.branches[1].push_back(idx());
-      make(f(128), f(160), 1, 7, 1, same); r.branches[1].push_back(idx());
-      make(f(160), f(192), 7, 1, 1, same); r.branches[1].push_back(idx());
+      make(B + "_Branch_0_Conv2d_1x1", c, f(192), 1, 1, 1, same); r.branches[0].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0a_1x1", c, f(128), 1, 1, 1, same);      r.branches[1].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0b_1x7", f(128), f(160), 1, 7, 1, same); r.branches[1].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0c_7x1", f(160), f(192), 7, 1, 1, same); r.branches[1].push_back(idx());
       mixed = f(192) + f(192);
     } else {
       r.branches.resize(2);
-      make(c, f(192), 1, 1, 1, same);      r.branches[0].push_back(idx());
-      make(c, f(192), 1, 1, 1, same);      r.branches[1].push_back(idx());
-      make(f(192), f(224), 1, 3, 1, same); r.branches[1].push_back(idx());
-      make(f(224), f(256), 3, 1, 1, same); r.branches[1].push_back(idx());
+      make(B + "_Branch_0_Conv2d_1x1", c, f(192), 1, 1, 1, same); r.branches[0].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0a_1x1", c, f(192), 1, 1, 1, same);      r.branches[1].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0b_1x3", f(192), f(224), 1, 3, 1, same); r.branches[1].push_back(idx());
+      make(B + "_Branch_1_Conv2d_0c_3x1", f(224), f(256), 3, 1, 1, same); r.branches[1].push_back(idx());
       mixed = f(192) + f(256);
     }
-    make(mixed, c, 1, 1, 1, same, /*activation=*/false, /*use_bias=*/true,
+    make(B + "_Conv2d_1x1", mixed, c, 1, 1, 1, same, /*activation=*/false, /*use_bias=*/true,
          type + "_" + std::to_string(block_idx) + "_conv");
     r.up = idx();
     blocks.push_back(std::move(r));
@@ -138,10 +143,10 @@ InceptionResNetV2::InceptionResNetV2(const InceptionConfig& config, Generator& g
 
   // mixed_6a: [384 3/2] [256 1x1 -> 256 3x3 -> 384 3/2] [max-pool 3/2]
   mixed_6a_.resize(2);
-  make(c, f(384), 3, 3, 2, red);         mixed_6a_[0].push_back(idx());
-  make(c, f(256), 1, 1, 1, same);        mixed_6a_[1].push_back(idx());
-  make(f(256), f(256), 3, 3, 1, same);   mixed_6a_[1].push_back(idx());
-  make(f(256), f(384), 3, 3, 2, red);    mixed_6a_[1].push_back(idx());
+  make("Mixed_6a_Branch_0_Conv2d_1a_3x3", c, f(384), 3, 3, 2, red); mixed_6a_[0].push_back(idx());
+  make("Mixed_6a_Branch_1_Conv2d_0a_1x1", c, f(256), 1, 1, 1, same); mixed_6a_[1].push_back(idx());
+  make("Mixed_6a_Branch_1_Conv2d_0b_3x3", f(256), f(256), 3, 3, 1, same); mixed_6a_[1].push_back(idx());
+  make("Mixed_6a_Branch_1_Conv2d_1a_3x3", f(256), f(384), 3, 3, 2, red); mixed_6a_[1].push_back(idx());
   c = f(384) + f(384) + c;
   size = out_size(size, 3, 2, red);
 
@@ -149,13 +154,13 @@ InceptionResNetV2::InceptionResNetV2(const InceptionConfig& config, Generator& g
 
   // mixed_7a: [256 1x1 -> 384 3/2] [256 1x1 -> 288 3/2] [256 1x1 -> 288 3x3 -> 320 3/2] [pool]
   mixed_7a_.resize(3);
-  make(c, f(256), 1, 1, 1, same);        mixed_7a_[0].push_back(idx());
-  make(f(256), f(384), 3, 3, 2, red);    mixed_7a_[0].push_back(idx());
-  make(c, f(256), 1, 1, 1, same);        mixed_7a_[1].push_back(idx());
-  make(f(256), f(288), 3, 3, 2, red);    mixed_7a_[1].push_back(idx());
-  make(c, f(256), 1, 1, 1, same);        mixed_7a_[2].push_back(idx());
-  make(f(256), f(288), 3, 3, 1, same);   mixed_7a_[2].push_back(idx());
-  make(f(288), f(320), 3, 3, 2, red);    mixed_7a_[2].push_back(idx());
+  make("Mixed_7a_Branch_0_Conv2d_0a_1x1", c, f(256), 1, 1, 1, same); mixed_7a_[0].push_back(idx());
+  make("Mixed_7a_Branch_0_Conv2d_1a_3x3", f(256), f(384), 3, 3, 2, red); mixed_7a_[0].push_back(idx());
+  make("Mixed_7a_Branch_1_Conv2d_0a_1x1", c, f(256), 1, 1, 1, same); mixed_7a_[1].push_back(idx());
+  make("Mixed_7a_Branch_1_Conv2d_1a_3x3", f(256), f(288), 3, 3, 2, red); mixed_7a_[1].push_back(idx());
+  make("Mixed_7a_Branch_2_Conv2d_0a_1x1", c, f(256), 1, 1, 1, same); mixed_7a_[2].push_back(idx());
+  make("Mixed_7a_Branch_2_Conv2d_0b_3x3", f(256), f(288), 3, 3, 1, same); mixed_7a_[2].push_back(idx());
+  make("Mixed_7a_Branch_2_Conv2d_1a_3x3", f(288), f(320), 3, 3, 2, red); mixed_7a_[2].push_back(idx());
   c = f(384) + f(288) + f(320) + c;
   size = out_size(size, 3, 2, red);
 
@@ -165,7 +170,7 @@ InceptionResNetV2::InceptionResNetV2(const InceptionConfig& config, Generator& g
     residual("block8", i, last ? 1.0 : 0.20, !last, block8_);
   }
 
-  make(c, f(1536), 1, 1, 1, same, true, false, "conv_7b");
+  make("Conv2d_7b_1x1", c, f(1536), 1, 1, 1, same, true, false, "conv_7b");
   conv_7b_ = idx();
   output_channels_ = f(1536);
   grid_size_ = size;

@@ -38,6 +38,9 @@ class ConvBN : public nn::Module {
   std::unique_ptr<nn::Conv2D> conv;
   std::unique_ptr<nn::BatchNormalization> bn;
   bool activation;
+  // The TF-slim name of this unit in the official ImageNet file (e.g. "Block35_1_Branch_2_Conv2d_0b_3x3";
+  // its BN is that name + "_BatchNorm").
+  std::string slim_name;
 };
 
 class InceptionResNetV2 : public nn::Module {
@@ -55,8 +58,9 @@ class InceptionResNetV2 : public nn::Module {
 
  private:
   struct Block;  // a residual block: branches, up conv, scale, activation
-  ConvBN& make(int64_t cin, int64_t filters, int kh, int kw, int stride, Padding padding,
-               bool activation = true, bool use_bias = false, const std::string& name = "");
+  ConvBN& make(const std::string& slim_name, int64_t cin, int64_t filters, int kh, int kw,
+               int stride, Padding padding, bool activation = true, bool use_bias = false,
+               const std::string& name = "");
   int64_t f(int64_t keras_filters) const;  // filters after the width divisor
   Padding reduction_padding() const;
 

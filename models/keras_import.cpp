@@ -1,6 +1,7 @@
 // Keras weight import for InceptionResNetV2 (see keras_import.h).
 #include "models/keras_import.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -13,18 +14,19 @@ namespace {
 
 // One weighted layer of our encoder, in Keras creation order, with its tensors in Keras order.
 struct Target {
-  std::string name;
+  std::string name;       // Keras automatic name (conv2d_5, batch_normalization_5, block35_1_conv)
+  std::string slim_name;  // the official file's TF-slim name (Conv2d_1a_3x3, ..._BatchNorm)
   std::vector<Tensor*> tensors;
 };
 
 std::vector<Target> encoder_targets(InceptionResNetV2& encoder) {
   std::vector<Target> out;
   for (ConvBN* unit : encoder.layers_in_order()) {
-    Target conv{unit->conv->name(), {&unit->conv->kernel}};
+    Target conv{unit->conv->name(), unit->slim_name, {&unit->conv->kernel}};
     if (unit->conv->use_bias) conv.tensors.push_back(&unit->conv->bias);
     out.push_back(conv);
     if (unit->bn) {
-      Target bn{unit->bn->name(), {}};
+      Target bn{unit->bn->name(), unit->slim_name + "_BatchNorm", {}};
       // Keras order: trainable first (gamma if scale, beta), then moving mean and variance.
       if (unit->bn->scale) bn.tensors.push_back(&unit->bn->gamma);
       if (unit->bn->center) bn.tensors.push_back(&unit->bn->beta);
@@ -44,12 +46,23 @@ KerasImportReport import_keras_encoder_weights(InceptionResNetV2& encoder, const
   std::map<std::string, const KerasLayerWeights*> by_name;
   for (const KerasLayerWeights& l : file.layers) by_name[l.layer_name] = &l;
 
-  bool all_named = true;
-  for (const Target& t : targets)
-    if (!by_name.count(t.name)) all_named = false;
+  // Layer order in real files is Keras's topological order, not creation order, so names are
+  // the reliable key: automatic names first, then the TF-slim names of the official file.
+  // A file that names at least half of the layers is matched by name (and the rest reported as
+  // missing); only a file whose names mean nothing to us falls back to position.
+  auto count_present = [&](bool slim) {
+    size_t n = 0;
+    for (const Target& t : targets) n += by_name.count(slim ? t.slim_name : t.name);
+    return n;
+  };
+  const size_t auto_hits = count_present(false), slim_hits = count_present(true);
+  const bool use_slim = slim_hits > auto_hits;
+  const bool all_named = std::max(auto_hits, slim_hits) * 2 >= targets.size();
+  if (use_slim)
+    for (Target& t : targets) std::swap(t.name, t.slim_name);
 
   KerasImportReport report;
-  report.matched_by = all_named ? "name" : "order";
+  report.matched_by = !all_named ? "order" : use_slim ? "slim-name" : "name";
   std::vector<std::pair<Tensor*, const KerasWeight*>> plan;
   std::vector<std::string> problems;
   if (!all_named && file.layers.size() != targets.size())
@@ -59,10 +72,13 @@ KerasImportReport import_keras_encoder_weights(InceptionResNetV2& encoder, const
   for (size_t i = 0; i < targets.size(); ++i) {
     const Target& t = targets[i];
     const KerasLayerWeights* layer = nullptr;
-    if (all_named) layer = by_name[t.name];
+    if (all_named) {
+      auto it = by_name.find(t.name);
+      layer = it == by_name.end() ? nullptr : it->second;
+    }
     else if (i < file.layers.size()) layer = &file.layers[i];
     if (!layer) {
-      problems.push_back("missing layer for " + t.name);
+      problems.push_back("missing layer " + t.name);
       continue;
     }
     const std::string label = layer->layer_name == t.name ? t.name : layer->layer_name + " -> " + t.name;
@@ -81,7 +97,7 @@ KerasImportReport import_keras_encoder_weights(InceptionResNetV2& encoder, const
       plan.push_back({t.tensors[k], &w});
     }
   }
-  if (all_named && file.layers.size() > targets.size()) {
+  if (all_named) {
     std::map<std::string, bool> wanted;
     for (const Target& t : targets) wanted[t.name] = true;
     for (const KerasLayerWeights& l : file.layers)

@@ -2,9 +2,9 @@
 // them): the official TF-slim-named ImageNet file, files re-saved by tf.keras (automatic names
 // conv2d_N, batch_normalization_N, block35_1_conv, conv_7b ...), and Keras 3 .weights.h5.
 //
-// Matching: by layer name when every name the encoder needs is in the file, otherwise by creation
-// order among layers with weights (valid in every naming scheme, as Keras 3's own legacy loader
-// does). Any missing or extra layer or any shape mismatch gives ONE error listing every offender,
+// Matching: by layer name when every automatic name the encoder needs is in the file (tf.keras and
+// Keras 3 files), else by TF-slim name (the official file), else by creation order among layers
+// with weights (a last resort: real files list layers in Keras's topological order). Any missing or extra layer or any shape mismatch gives ONE error listing every offender,
 // and nothing is loaded.
 #pragma once
 #include <string>
@@ -14,7 +14,7 @@
 namespace glimpse::models {
 
 struct KerasImportReport {
-  std::string matched_by;  // "name" or "order"
+  std::string matched_by;  // "name", "slim-name" or "order"
   int layers = 0;
   int tensors = 0;
 };

@@ -3,6 +3,7 @@
 // each epoch, exact resume, a CSV log and a PNG loss curve.
 #pragma once
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <functional>
 #include <memory>
 #include <string>

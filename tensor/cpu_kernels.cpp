@@ -44,15 +44,16 @@ void gather_strided(const Word* x, const StridedLayout& layout, Word* y) {
   const auto collapsed = detail::collapse_layout<1>(layout.rank, layout.shape, strides);
   const int64_t row_length = collapsed.shape[collapsed.rank - 1];
   const int64_t step = collapsed.strides[0][collapsed.rank - 1];
-  detail::parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets) {
-    const Word* src = x + offsets[0];
-    Word* dst = y + row * row_length;
-    if (step == 1) {
-      std::memcpy(dst, src, row_length * sizeof(Word));
-    } else {
-      for (int64_t i = 0; i < row_length; ++i) dst[i] = src[i * step];
-    }
-  });
+  detail::parallel_walk_rows(
+      collapsed, [&](int64_t row, const int64_t* offsets, int64_t begin, int64_t end) {
+        const Word* src = x + offsets[0] + begin * step;
+        Word* dst = y + row * row_length + begin;
+        if (step == 1) {
+          std::memcpy(dst, src, (end - begin) * sizeof(Word));
+        } else {
+          for (int64_t i = 0; i < end - begin; ++i) dst[i] = src[i * step];
+        }
+      });
 }
 
 void cpu_copy_strided(const void* x, size_t elem_size, const StridedLayout& layout, void* y) {

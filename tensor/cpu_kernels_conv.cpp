@@ -98,21 +98,30 @@ void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
       const WindowSpan w_span = inside_span(w_start, g.KW, g.W);
       // Padded cells are -inf, so they can never beat a real cell: scanning only the real cells
       // gives the same maximum, and the argmax always points at a real pixel.
-      std::fill(best, best + g.C, -std::numeric_limits<T>::infinity());
-      std::fill(best_index, best_index + g.C, -1);
-      bool first = true;
+      if (h_span.lo >= h_span.hi || w_span.lo >= w_span.hi) {  // only with inconsistent geometry
+        std::fill(best, best + g.C, -std::numeric_limits<T>::infinity());
+        std::fill(best_index, best_index + g.C, -1);
+        continue;
+      }
       for (int64_t kh = h_span.lo; kh < h_span.hi; ++kh) {
         for (int64_t kw = w_span.lo; kw < w_span.hi; ++kw) {
-          const int64_t flat = ((h_start + kh) * g.W + (w_start + kw)) * g.C;
+          const int32_t flat = static_cast<int32_t>(((h_start + kh) * g.W + (w_start + kw)) * g.C);
           const T* cell = image + flat;
-          for (int64_t c = 0; c < g.C; ++c) {
-            // Later cells must be strictly larger (the first maximum wins); the first NaN wins too.
-            if (first || cell[c] > best[c] || (cell[c] != cell[c] && best[c] == best[c])) {
+          if (kh == h_span.lo && kw == w_span.lo) {
+            for (int64_t c = 0; c < g.C; ++c) {
               best[c] = cell[c];
-              best_index[c] = static_cast<int32_t>(flat + c);
+              best_index[c] = flat + static_cast<int32_t>(c);
             }
+            continue;
           }
-          first = false;
+          // Later cells must be strictly larger (the first maximum wins); the first NaN wins too.
+          // Written as selects rather than a branch so the loop vectorises.
+          for (int64_t c = 0; c < g.C; ++c) {
+            const T v = cell[c];
+            const bool take = v > best[c] || (v != v && best[c] == best[c]);
+            best[c] = take ? v : best[c];
+            best_index[c] = take ? flat + static_cast<int32_t>(c) : best_index[c];
+          }
         }
       }
     }

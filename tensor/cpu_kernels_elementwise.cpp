@@ -191,8 +191,9 @@ void binary_broadcast(Op op, const T* a, const T* b, T* y, const BroadcastLayout
   const int64_t row_length = collapsed.shape[last];
   const int64_t step_a = collapsed.strides[0][last];
   const int64_t step_b = collapsed.strides[1][last];
-  parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets) {
-    binary_row(op, a + offsets[0], step_a, b + offsets[1], step_b, y + row * row_length, row_length);
+  parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets, int64_t begin, int64_t end) {
+    binary_row(op, a + offsets[0] + begin * step_a, step_a, b + offsets[1] + begin * step_b, step_b,
+               y + row * row_length + begin, end - begin);
   });
 }
 
@@ -226,7 +227,8 @@ void dropout_mask(T* mask, int64_t n, T p, uint64_t seed, uint64_t offset) {
   for_each_chunk(n, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float u = counter_uniform(seed, offset + static_cast<uint64_t>(i));
-      mask[i] = u >= drop_probability ? keep_scale : T(0);
+      // Arithmetic rather than a branch: a random keep/drop would mispredict constantly.
+      mask[i] = static_cast<T>(u >= drop_probability) * keep_scale;
     }
   });
 }

@@ -67,8 +67,15 @@ template <class T>
 T blocked_sum(const T* x, int64_t n, bool allow_parallel) {
   const int64_t num_blocks = (n + kSumBlock - 1) / kSumBlock;
   if (num_blocks <= 1) return lane_sum(x, n);
+  if (!allow_parallel || n < kParallelGrain) {  // same additions in the same order, no buffer
+    T total = 0;
+    for (int64_t b = 0; b < num_blocks; ++b) {
+      total += lane_sum(x + b * kSumBlock, std::min(kSumBlock, n - b * kSumBlock));
+    }
+    return total;
+  }
   std::vector<T> partial(num_blocks);
-#pragma omp parallel for schedule(static) if (allow_parallel && n >= kParallelGrain)
+#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < num_blocks; ++b) {
     partial[b] = lane_sum(x + b * kSumBlock, std::min(kSumBlock, n - b * kSumBlock));
   }
@@ -188,18 +195,34 @@ void walk_rows(const CollapsedLayout<kOperands>& layout, int64_t row_begin, int6
   }
 }
 
-// Runs walk_rows over all rows of `layout` in parallel blocks of about kChunk elements.
+// Calls fn(row, offsets, begin, end) so that together the calls cover every element of every row
+// of `layout` (elements [begin, end) of that row, at offsets[k] + i * step_k for operand k), in
+// parallel tasks of about kChunk elements: blocks of short rows, or segments of long ones (a
+// same-shape binary op collapses to a single row).
 template <int kOperands, class Fn>
 void parallel_walk_rows(const CollapsedLayout<kOperands>& layout, Fn&& fn) {
   const int64_t row_length = layout.shape[layout.rank - 1];
   const int64_t total = layout.size();
   if (total == 0) return;
   const int64_t rows = total / row_length;
-  const int64_t rows_per_block = std::max<int64_t>(1, kChunk / row_length);
+  if (row_length >= kChunk) {
+    const int64_t segments = (row_length + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (rows * segments > 1 && total >= kParallelGrain)
+    for (int64_t task = 0; task < rows * segments; ++task) {
+      const int64_t row = task / segments;
+      const int64_t begin = (task % segments) * kChunk;
+      const int64_t end = std::min(row_length, begin + kChunk);
+      walk_rows(layout, row, row + 1,
+                [&](int64_t r, const int64_t* offsets) { fn(r, offsets, begin, end); });
+    }
+    return;
+  }
+  const int64_t rows_per_block = kChunk / row_length;
   const int64_t num_blocks = (rows + rows_per_block - 1) / rows_per_block;
 #pragma omp parallel for schedule(static) if (num_blocks > 1 && total >= kParallelGrain)
   for (int64_t b = 0; b < num_blocks; ++b) {
-    walk_rows(layout, b * rows_per_block, std::min(rows, (b + 1) * rows_per_block), fn);
+    walk_rows(layout, b * rows_per_block, std::min(rows, (b + 1) * rows_per_block),
+              [&](int64_t r, const int64_t* offsets) { fn(r, offsets, int64_t(0), row_length); });
   }
 }
 

@@ -105,6 +105,7 @@ void reduce_max_backward(const T* gy, const int32_t* argmax, T* gx, int64_t oute
 
 template <class T>
 void softmax(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
+  if (cols <= 0) return;
   parallel_for(rows, cols, [&](int64_t r) {
     ConstArrayView<T> xr(x + r * cols, cols);
     ArrayView<T> yr(y + r * cols, cols);
@@ -139,6 +140,7 @@ void softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t cols
 template <class T>
 void cross_entropy(const T* logits, const int32_t* targets, T* loss, T* valid, int64_t rows,
                    int64_t cols, int32_t ignore_index) {
+  if (cols <= 0) return;
   parallel_for(rows, cols, [&](int64_t r) {
     if (targets[r] == ignore_index) {
       loss[r] = T(0);
@@ -156,6 +158,7 @@ void cross_entropy(const T* logits, const int32_t* targets, T* loss, T* valid, i
 template <class T>
 void cross_entropy_backward(const T* logits, const int32_t* targets, const T* gloss, T* glogits,
                             int64_t rows, int64_t cols, int32_t ignore_index) {
+  if (cols <= 0) return;
   parallel_for(rows, cols, [&](int64_t r) {
     ArrayView<T> gr(glogits + r * cols, cols);
     if (targets[r] == ignore_index) {

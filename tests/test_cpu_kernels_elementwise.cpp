@@ -275,6 +275,11 @@ TEST_CASE("counter_uniform: range and uniformity") {
   const double expected = double(kDraws) / kBuckets;
   for (int64_t c : counts) chi2 += (c - expected) * (c - expected) / expected;
   CHECK(chi2 < 45.0);  // 15 degrees of freedom: P(chi2 > 45) is about 1e-4
+  // Seed 0 gives the SplitMix64 reference sequence from state 0 (Vigna's splitmix64.c).
+  CHECK(counter_hash(0, 0) == 0xE220A8397B1DCDAFull);
+  CHECK(counter_hash(0, 1) == 0x6E789E6AA1B965F4ull);
+  CHECK(counter_hash(0, 2) == 0x06C45D188009454Full);
+  CHECK(counter_uniform(0, 0) == float(0xE220A8) / 16777216.0f);
   CHECK(counter_hash(1, 0) != counter_hash(2, 0));
   CHECK(counter_hash(1, 0) != counter_hash(1, 1));
 }

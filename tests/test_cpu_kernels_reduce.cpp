@@ -41,12 +41,12 @@ TEST_CASE("reduce_sum matches a naive loop") {
   }
 }
 
-TEST_CASE("reductions are bit-identical for 1, 2 and 3 threads") {
+TEST_CASE("reductions are bit-identical for 1, 2, 3 and the default number of threads") {
   const int threads = omp_get_max_threads();
   for (auto s : kReduceShapes) {
     const auto x = random_vector<float>(s.outer * s.R * s.inner, 32);
     std::vector<std::vector<float>> results;
-    for (int t : {1, 2, 3}) {
+    for (int t : {1, 2, 3, threads}) {
       omp_set_num_threads(t);
       std::vector<float> y(s.outer * s.inner);
       kf().reduce_sum(x.data(), y.data(), s.outer, s.R, s.inner);
@@ -55,12 +55,13 @@ TEST_CASE("reductions are bit-identical for 1, 2 and 3 threads") {
     INFO("outer " << s.outer << " R " << s.R << " inner " << s.inner);
     CHECK(results[0] == results[1]);
     CHECK(results[0] == results[2]);
+    CHECK(results[0] == results[3]);
   }
   // Batch-norm statistics use the same blocked column sums.
   const int64_t N = 50000, C = 7;
   const auto x = random_vector<float>(N * C, 33, 0.0, 5.0);
   std::vector<std::vector<float>> stats;
-  for (int t : {1, 2, 3}) {
+  for (int t : {1, 2, 3, threads}) {
     omp_set_num_threads(t);
     std::vector<float> mean(C), var(C);
     kf().batch_norm_stats(x.data(), mean.data(), var.data(), N, C);
@@ -70,17 +71,23 @@ TEST_CASE("reductions are bit-identical for 1, 2 and 3 threads") {
   omp_set_num_threads(threads);
   CHECK(stats[0] == stats[1]);
   CHECK(stats[0] == stats[2]);
+  CHECK(stats[0] == stats[3]);
 }
 
 TEST_CASE("reduce_max and its backward") {
   for (auto s : kReduceShapes) {
     auto x = random_vector<double>(s.outer * s.R * s.inner, 34);
-    // Plant ties: a copy of the maximum further along R must not win.
+    // Plant ties in even columns (a copy of the maximum further along R must not win) and the
+    // maximum at the last position of R in odd columns.
     if (s.R >= 3) {
       for (int64_t o = 0; o < s.outer; ++o)
         for (int64_t i = 0; i < s.inner; ++i) {
-          x[(o * s.R + 0) * s.inner + i] = 5.0;
-          x[(o * s.R + 2) * s.inner + i] = 5.0;
+          if (i % 2 == 0) {
+            x[(o * s.R + 0) * s.inner + i] = 5.0;
+            x[(o * s.R + 2) * s.inner + i] = 5.0;
+          } else {
+            x[(o * s.R + s.R - 1) * s.inner + i] = 6.0;
+          }
         }
     }
     std::vector<double> y(s.outer * s.inner);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "tensor/cpu_kernels.h"
@@ -69,7 +70,7 @@ inline void check_gradient(const char* what, std::vector<double>& x,
     const double down = loss();
     x[i] = saved;
     const double numeric = (up - down) / (2 * step);
-    INFO(what << " element " << i << ": analytic " << analytic[i] << " numeric " << numeric);
+    INFO(std::string(what) << " element " << i << ": analytic " << analytic[i] << " numeric " << numeric);
     CHECK(std::abs(numeric - analytic[i]) <= tolerance * (1 + std::abs(numeric)));
   }
 }

@@ -613,8 +613,8 @@ TEST_CASE("opening missing, non-HDF5, empty, truncated files and directories fai
 
   message = open_error(kBadFiles + "/truncated.h5");
   CHECK(message.find(kBadFiles + "/truncated.h5") != std::string::npos);
-  CHECK(message.find("corrupt or truncated HDF5 file") != std::string::npos);
-  CHECK(message.find("truncated file") != std::string::npos);  // HDF5's own diagnosis
+  CHECK(message.find(": truncated HDF5 file (HDF5: ") != std::string::npos);
+  CHECK(message.find("truncated file: eof = ") != std::string::npos);  // HDF5's own diagnosis
 
   CHECK(open_error(kBadFiles).find("is a directory") != std::string::npos);
   CHECK(error_message([&] { H5File::open_read_write(missing); }).find("H5File::open_read_write") !=
@@ -622,6 +622,35 @@ TEST_CASE("opening missing, non-HDF5, empty, truncated files and directories fai
   CHECK(error_message([&] {
           H5File::create("/nonexistent_dir_glimpse/x.h5");
         }).find("directory '/nonexistent_dir_glimpse' does not exist") != std::string::npos);
+}
+
+TEST_CASE("damaged bytes inside a file give errors, not crashes") {
+  ScratchDirectory scratch("corrupt");
+  auto damaged_copy = [&](const std::string& name, std::streamoff offset, size_t count) {
+    const std::string path = scratch.file(name);
+    fs::copy_file(kReference, path);
+    std::fstream stream(path, std::ios::in | std::ios::out | std::ios::binary);
+    stream.seekp(offset);
+    for (size_t i = 0; i < count; ++i) stream.put(static_cast<char>(0xA5));
+    return path;
+  };
+  // The superblock (checksummed in this file's format): opening fails.
+  const std::string bad_superblock = damaged_copy("superblock.h5", 20, 8);
+  std::string message = error_message([&] { H5File::open_read(bad_superblock); });
+  CHECK(message.find(bad_superblock) != std::string::npos);
+  CHECK(message.find("cannot open the HDF5 file") != std::string::npos);
+
+  // Everything after the first 4 KiB: opening may work, using the file must fail cleanly.
+  const std::string bad_body =
+      damaged_copy("body.h5", 4096, static_cast<size_t>(fs::file_size(kReference)) - 4096);
+  CHECK_THROWS_AS(
+      {
+        H5File file = H5File::open_read(bad_body);
+        for (const char* name : {"float32/matrix", "half_rounding/input", "strings/vlen_utf8"})
+          file.read(name);
+        file.read_string_attr("attrs", "vlen_utf8");
+      },
+      std::runtime_error);
 }
 
 TEST_CASE("a closed or moved-from file refuses to work, and moves keep the file open") {

@@ -70,7 +70,8 @@ NpyArray load_npy(const std::string& path) {
     header_length = static_cast<unsigned char>(file[8]) | (static_cast<unsigned char>(file[9]) << 8);
     header_start = 10;
   } else {
-    for (int i = 0; i < 4; ++i) header_length |= static_cast<size_t>(static_cast<unsigned char>(file[8 + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      header_length |= static_cast<size_t>(static_cast<unsigned char>(file[8 + i])) << (8 * i);
     header_start = 12;
   }
   const std::string header = file.substr(header_start, header_length);
@@ -142,8 +143,9 @@ struct ScratchDir {
 
 }  // namespace
 
-TEST_CASE("read_jpeg decodes RGB, progressive, grayscale and Adobe CMYK files like tf.io.decode_jpeg") {
-  const char* names[] = {"rgb_37x45", "rgb_444_20x16", "progressive_33x29", "gray_23x31", "cmyk_adobe_21x19"};
+TEST_CASE("read_jpeg decodes RGB, progressive, grayscale and CMYK files like tf.io.decode_jpeg") {
+  const char* names[] = {"rgb_37x45",  "rgb_444_20x16",    "progressive_33x29",
+                         "gray_23x31", "cmyk_adobe_21x19", "cmyk_plain_21x19"};
   struct Method {
     JpegDct dct;
     const char* fixture_suffix;
@@ -187,9 +189,8 @@ TEST_CASE("decode_jpeg works on memory and names the buffer in errors") {
   const std::string bytes = read_bytes(kData + "/images/rgb_37x45.jpg");
   const Image from_memory = decode_jpeg(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "buffer#1");
   CHECK(from_memory.pixels == read_jpeg(kData + "/images/rgb_37x45.jpg").pixels);
-  const std::string message = error_of([&] {
-    decode_jpeg(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size() / 2, "buffer#1");
-  });
+  const std::string message =
+      error_of([&] { decode_jpeg(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size() / 2, "buffer#1"); });
   CHECK(message.find("decode_jpeg: buffer#1") != std::string::npos);
   CHECK(message.find("truncated") != std::string::npos);
 }
@@ -200,14 +201,10 @@ TEST_CASE("damaged and hostile files are rejected with the file and the reason n
     const char* reason;
   };
   const Case cases[] = {
-      {"truncated.jpg", "truncated file"},
-      {"corrupt_middle.jpg", "corrupt data"},
-      {"text.jpg", "not a JPEG file"},
-      {"empty.jpg", "empty file"},
-      {"png_named.jpg", "it is a PNG"},
-      {"huge_30000x10.jpg", "image too large (30000 x 10"},
-      {"zero_height.jpg", "zero-sized image"},
-      {"does_not_exist.jpg", "file does not exist"},
+      {"truncated.jpg", "truncated file"},     {"corrupt_middle.jpg", "corrupt data"},
+      {"text.jpg", "not a JPEG file"},         {"empty.jpg", "empty file"},
+      {"png_named.jpg", "it is a PNG"},        {"huge_30000x10.jpg", "image too large (30000 x 10"},
+      {"zero_height.jpg", "zero-sized image"}, {"does_not_exist.jpg", "file does not exist"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.file);
@@ -300,7 +297,8 @@ TEST_CASE("write_jpeg is deterministic and decodes back close to the original") 
   Image smooth = make_image(40, 56);
   for (int y = 0; y < 40; ++y) {
     for (int x = 0; x < 56; ++x) {
-      smooth.set_pixel(y, x, {static_cast<uint8_t>(4 * x), static_cast<uint8_t>(5 * y), static_cast<uint8_t>(100 + x + y)});
+      smooth.set_pixel(y, x,
+                       {static_cast<uint8_t>(4 * x), static_cast<uint8_t>(5 * y), static_cast<uint8_t>(100 + x + y)});
     }
   }
   const std::string first = (dir.path / "a.jpg").string(), second = (dir.path / "b.jpg").string();
@@ -310,7 +308,8 @@ TEST_CASE("write_jpeg is deterministic and decodes back close to the original") 
   const Image decoded = read_jpeg(first);
   REQUIRE(decoded.pixels.size() == smooth.pixels.size());
   double total_error = 0.0;
-  for (size_t i = 0; i < smooth.pixels.size(); ++i) total_error += std::abs(int(decoded.pixels[i]) - int(smooth.pixels[i]));
+  for (size_t i = 0; i < smooth.pixels.size(); ++i)
+    total_error += std::abs(int(decoded.pixels[i]) - int(smooth.pixels[i]));
   CHECK(total_error / smooth.pixels.size() < 3.0);
   CHECK_THROWS_AS(write_jpeg(first, smooth, 0), std::runtime_error);
 }
@@ -360,17 +359,18 @@ TEST_CASE("draw_text puts ink only inside its measured box") {
 }
 
 TEST_CASE("tile_images lays images out on a padded grid") {
-  const Image a = make_image(10, 20, {255, 0, 0}), b = make_image(15, 5, {0, 255, 0}), c = make_image(4, 4, {0, 0, 255});
+  const Image a = make_image(10, 20, {255, 0, 0}), b = make_image(15, 5, {0, 255, 0}),
+              c = make_image(4, 4, {0, 0, 255});
   const RGB background{9, 9, 9};
   const Image grid = tile_images({a, b, c}, 2, 3, background);
   // Cells are 15 tall and 20 wide; two columns, two rows.
   CHECK(grid.width == 2 * 20 + 3 * 3);
   CHECK(grid.height == 2 * 15 + 3 * 3);
-  CHECK(grid.pixel(3, 3).r == 255);                // a's top-left
-  CHECK(grid.pixel(3 + 9, 3 + 19).r == 255);       // a's bottom-right
-  CHECK(grid.pixel(3 + 10, 3).r == 9);             // below a, still in its cell: background
-  CHECK(grid.pixel(3, 3 + 20 + 3).g == 255);       // b's top-left in the second column
-  CHECK(grid.pixel(3 + 15 + 3, 3).b == 255);       // c starts the second row
+  CHECK(grid.pixel(3, 3).r == 255);           // a's top-left
+  CHECK(grid.pixel(3 + 9, 3 + 19).r == 255);  // a's bottom-right
+  CHECK(grid.pixel(3 + 10, 3).r == 9);        // below a, still in its cell: background
+  CHECK(grid.pixel(3, 3 + 20 + 3).g == 255);  // b's top-left in the second column
+  CHECK(grid.pixel(3 + 15 + 3, 3).b == 255);  // c starts the second row
   CHECK(grid.pixel(0, 0).r == 9);
   const Image single_row = tile_images({c, c}, 5, 1);
   CHECK(single_row.width == 2 * 4 + 3);

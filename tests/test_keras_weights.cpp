@@ -218,10 +218,16 @@ TEST_CASE("official-style file: fixed-length strings, TF-slim names, file order 
 // Synthetic files for the corners real Keras rarely reaches
 
 TEST_CASE("more than ten layer_names chunks are read in numeric order") {
-  const fs::path dir =
-      fs::temp_directory_path() / ("glimpse_keras_chunks_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string path = (dir / "chunks.h5").string();
+  struct ScratchDirectory {
+    fs::path path =
+        fs::temp_directory_path() / ("glimpse_test_keras_weights_" + std::to_string(::getpid()));
+    ScratchDirectory() { fs::create_directories(path); }
+    ~ScratchDirectory() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  } scratch;
+  const std::string path = (scratch.path / "chunks.h5").string();
   std::vector<std::string> names;
   {
     H5File file = H5File::create(path);
@@ -275,7 +281,6 @@ TEST_CASE("more than ten layer_names chunks are read in numeric order") {
     CHECK(weights.layers[0].weights[i].name == "vars/" + std::to_string(i));
     CHECK(weights.layers[0].weights[i].data == std::vector<float>{static_cast<float>(i)});
   }
-  fs::remove_all(dir);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -65,8 +65,8 @@ ShapesConfig tiny_config(uint64_t seed, int threads) {
 }
 
 // The reference's colour centres, typed in from shared/reference/shapes-dataset.md.
-const std::map<std::string, RGB> kReferenceColours = {{"red", {220, 40, 40}},    {"green", {40, 170, 60}},
-                                                      {"blue", {40, 70, 220}},   {"yellow", {235, 210, 40}},
+const std::map<std::string, RGB> kReferenceColours = {{"red", {220, 40, 40}},     {"green", {40, 170, 60}},
+                                                      {"blue", {40, 70, 220}},    {"yellow", {235, 210, 40}},
                                                       {"purple", {140, 50, 180}}, {"orange", {245, 140, 30}}};
 
 std::string nearest_reference_colour(RGB pixel) {
@@ -114,7 +114,8 @@ TEST_CASE("the same seed gives byte-identical files whatever the thread count; a
   generate_shapes_dataset(one_thread.path.string(), tiny_config(1234, 1));
   generate_shapes_dataset(three_threads.path.string(), tiny_config(1234, 3));
   generate_shapes_dataset(other_seed.path.string(), tiny_config(99, 2));
-  const auto first = snapshot(one_thread.path), second = snapshot(three_threads.path), third = snapshot(other_seed.path);
+  const auto first = snapshot(one_thread.path), second = snapshot(three_threads.path),
+             third = snapshot(other_seed.path);
   // 30 images, 3 annotation files, the stamp: nothing else (in particular no temporary files).
   CHECK(first.size() == 34);
   CHECK(first.count("images/train/000020.jpg") == 1);
@@ -198,8 +199,10 @@ TEST_CASE("generated scenes follow the reference and their captions parse back t
         CHECK(o.x + o.width <= 128);
         CHECK(o.y + o.height <= 128);
         CHECK(o.width == o.height);
-        if (o.size == "small") CHECK((o.width >= 16 && o.width <= 24));
-        else CHECK((o.size == "large" && o.width >= 36 && o.width <= 48));
+        if (o.size == "small")
+          CHECK((o.width >= 16 && o.width <= 24));
+        else
+          CHECK((o.size == "large" && o.width >= 36 && o.width <= 48));
         for (size_t j = i + 1; j < objects.size(); ++j) {
           const SceneObject& p = objects[j];
           const bool apart = o.x + o.width + 4 <= p.x || p.x + p.width + 4 <= o.x || o.y + o.height + 4 <= p.y ||
@@ -219,7 +222,8 @@ TEST_CASE("generated scenes follow the reference and their captions parse back t
 
       // The picture shows what the truth says: the colour at each object's interior is nearest to the
       // named colour's centre (jitter is +-20 per channel, far below the gaps between centres).
-      const Image image = read_jpeg((dir.path / "images" / split / image_entry["file_name"].get<std::string>()).string());
+      const Image image =
+          read_jpeg((dir.path / "images" / split / image_entry["file_name"].get<std::string>()).string());
       for (const SceneObject& o : objects) {
         // The bounding-box centre, moved down for triangles, whose top half is narrow.
         const int cx = o.x + o.width / 2, cy = o.y + (o.shape == "triangle" ? (o.height * 2) / 3 : o.height / 2);
@@ -271,8 +275,10 @@ TEST_CASE("larger images scale the objects") {
     const ShapesSample sample = generate_shapes_sample(config, "val", i);
     CHECK(sample.image.width == 256);
     for (const SceneObject& o : sample.scene.objects) {
-      if (o.size == "small") CHECK((o.width >= 32 && o.width <= 48));
-      else CHECK((o.width >= 72 && o.width <= 96));
+      if (o.size == "small")
+        CHECK((o.width >= 32 && o.width <= 48));
+      else
+        CHECK((o.width >= 72 && o.width <= 96));
     }
   }
 }
@@ -298,7 +304,8 @@ TEST_CASE("relation rule and its phrasing") {
 }
 
 TEST_CASE("parse_shapes_caption reads object phrases and relations") {
-  const ParsedCaption three = parse_shapes_caption_full("a small red circle, a large blue square and a small green triangle");
+  const ParsedCaption three =
+      parse_shapes_caption_full("a small red circle, a large blue square and a small green triangle");
   REQUIRE(three.objects.size() == 3);
   CHECK(three.objects[0] == ParsedObject{"small", "red", "circle"});
   CHECK(three.objects[1] == ParsedObject{"large", "blue", "square"});
@@ -306,7 +313,8 @@ TEST_CASE("parse_shapes_caption reads object phrases and relations") {
   CHECK(three.relations.size() == 2);
   CHECK_FALSE(three.relations[0].has_value());
 
-  const ParsedCaption two = parse_shapes_caption_full("<start> there is a large Yellow square BELOW a small orange circle. <end>");
+  const ParsedCaption two =
+      parse_shapes_caption_full("<start> there is a large Yellow square BELOW a small orange circle. <end>");
   REQUIRE(two.objects.size() == 2);
   CHECK(two.objects[0] == ParsedObject{"large", "yellow", "square"});
   REQUIRE(two.relations.size() == 1);
@@ -338,8 +346,8 @@ TEST_CASE("caption_matches_scene: two objects need the right objects and the rig
   CHECK_FALSE(caption_matches_scene("a large red circle to the left of a large blue square", truth));
   CHECK_FALSE(caption_matches_scene("a small red circle to the left of a blue square", truth));
   CHECK_FALSE(caption_matches_scene("a small red circle", truth));
-  CHECK_FALSE(caption_matches_scene(
-      "a small red circle to the left of a large blue square and a small green triangle", truth));
+  CHECK_FALSE(
+      caption_matches_scene("a small red circle to the left of a large blue square and a small green triangle", truth));
   CHECK_FALSE(caption_matches_scene("a small red circle to the left of the right of a large blue square", truth));
   CHECK_FALSE(caption_matches_scene("", truth));
 
@@ -362,7 +370,8 @@ TEST_CASE("caption_matches_scene: one and three objects compare as a multiset, r
   const SceneTruth three = scene_of({object("small", "red", "circle", 5, 5), object("large", "blue", "square", 60, 5),
                                      object("small", "green", "triangle", 5, 80)});
   CHECK(caption_matches_scene("a small red circle, a large blue square and a small green triangle", three));
-  CHECK(caption_matches_scene("three shapes: a large blue square, a small green triangle and a small red circle", three));
+  CHECK(
+      caption_matches_scene("three shapes: a large blue square, a small green triangle and a small red circle", three));
   CHECK_FALSE(caption_matches_scene("a small red circle and a large blue square", three));
   CHECK_FALSE(caption_matches_scene("a small red circle, a large blue square and a small red circle", three));
   CHECK_FALSE(caption_matches_scene(

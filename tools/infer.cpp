@@ -12,6 +12,7 @@
 #include "models/attention_map.h"
 #include "models/decoding.h"
 #include "models/training.h"
+#include "tensor/autograd.h"
 
 using namespace glimpse;
 namespace fs = std::filesystem;

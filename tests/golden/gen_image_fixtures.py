@@ -51,6 +51,14 @@ def write(path, data):
         f.write(data)
 
 
+def without_adobe_marker(data):
+    """Drops the APP14 "Adobe" segment (marker FF EE, then a big-endian length that includes itself)."""
+    start = find_marker(data, 0xEE)
+    assert data[start + 4:start + 9] == b"Adobe"
+    length = struct.unpack(">H", data[start + 2:start + 4])[0]
+    return data[:start] + data[start + 2 + length:]
+
+
 def write_good_jpegs():
     os.makedirs(GOOD, exist_ok=True)
     cases = {
@@ -61,6 +69,8 @@ def write_good_jpegs():
         "gray_23x31.jpg": jpeg_bytes(test_pattern(23, 31, 1, 4), "L", quality=90),
         # Pillow writes CMYK with an Adobe APP14 marker and inverted ink values, like Photoshop.
         "cmyk_adobe_21x19.jpg": jpeg_bytes(test_pattern(21, 19, 4, 5), "CMYK", quality=90),
+        # The same kind of file without its Adobe marker: decoders then take the inks as not inverted.
+        "cmyk_plain_21x19.jpg": without_adobe_marker(jpeg_bytes(test_pattern(21, 19, 4, 9), "CMYK", quality=90)),
     }
     for name, data in cases.items():
         write(os.path.join(GOOD, name), data)

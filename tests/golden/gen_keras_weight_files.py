@@ -171,7 +171,7 @@ class KerasSaveRecorder(saving_lib.H5IOStore):
 
         class Entry:
             def __setitem__(self, key, value):
-                recorder.records.append((path, str(key), np.array(value)))
+                recorder.records.append((path, str(key), keras.ops.convert_to_numpy(value)))
 
         return Entry()
 

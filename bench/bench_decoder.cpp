@@ -1,0 +1,202 @@
+// bench_decoder: one training step of the notebook's decoder on the CPU (issue "layers").
+//
+// The step: tokens [B, T] -> Embedding(V, D) -> GRU(U, return_sequences) -> Attention(query = GRU
+// output, value = image features [B, 64, U]) -> Add -> LayerNormalization(eps 1e-3) -> Dense(V)
+// -> masked sparse cross-entropy (~20% padding) -> backward -> Adam. The image features are an
+// input (already projected), so this measures the decoder alone. bench/decoder_torch.py and
+// bench/decoder_keras.py run the same step in PyTorch and Keras with the same padding pattern.
+//
+//   bench_decoder [--threads N] [--steps 5] [--warmup 2] [--batch 32] [--tokens 64]
+//                 [--vocab 20000] [--units 512]
+//
+// Reports the median ms per step (and its forward / backward / Adam parts) and the peak resident
+// memory: getrusage's max RSS at the end, and its growth from just before the model was built.
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nn/attention.h"
+#include "nn/gru.h"
+#include "nn/layers.h"
+#include "nn/losses.h"
+#include "nn/optim.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace {
+
+using glimpse::Tensor;
+namespace nn = glimpse::nn;
+
+struct Options {
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int steps = 5, warmup = 2;
+  int64_t batch = 32, tokens = 64, vocab = 20000, units = 512, grid_cells = 64;
+};
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> long long {
+      if (i + 1 >= argc) throw std::invalid_argument("bench_decoder: " + arg + " needs a value");
+      try {
+        return std::stoll(argv[++i]);
+      } catch (const std::exception&) {
+        throw std::invalid_argument("bench_decoder: " + arg + " expects an integer, got '" +
+                                    argv[i] + "'");
+      }
+    };
+    if (arg == "--threads") o.threads = static_cast<int>(value());
+    else if (arg == "--steps") o.steps = static_cast<int>(value());
+    else if (arg == "--warmup") o.warmup = static_cast<int>(value());
+    else if (arg == "--batch") o.batch = value();
+    else if (arg == "--tokens") o.tokens = value();
+    else if (arg == "--vocab") o.vocab = value();
+    else if (arg == "--units") o.units = value();
+    else if (arg == "--help" || arg == "-h") {
+      std::printf("bench_decoder [--threads N] [--steps 5] [--warmup 2] [--batch 32] [--tokens 64] "
+                  "[--vocab 20000] [--units 512]\n");
+      std::exit(0);
+    } else {
+      throw std::invalid_argument("bench_decoder: unknown flag '" + arg + "' (see --help)");
+    }
+  }
+  if (o.threads < 1 || o.steps < 1 || o.warmup < 0 || o.batch < 1 || o.tokens < 2 || o.vocab < 3 ||
+      o.units < 1)
+    throw std::invalid_argument("bench_decoder: sizes, --threads and --steps must be positive");
+  return o;
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// The caption batch, shared by the three implementations: caption b holds 39 + (7 b mod 25) real
+// tokens (mean 51 of 64: ~20% padding), ids drawn uniformly from [1, V); the target is the input
+// shifted left by one with 0 (padding, masked) after the last real token.
+void make_batch(const Options& o, std::vector<int32_t>& tokens, std::vector<int32_t>& targets) {
+  glimpse::Generator gen(7);
+  tokens.assign(static_cast<size_t>(o.batch * o.tokens), 0);
+  targets.assign(tokens.size(), 0);
+  for (int64_t b = 0; b < o.batch; ++b) {
+    const int64_t length = std::min<int64_t>(o.tokens, 39 + (7 * b) % 25);
+    for (int64_t t = 0; t < length; ++t)
+      tokens[b * o.tokens + t] = 1 + static_cast<int32_t>(gen.below(o.vocab - 1));
+    for (int64_t t = 0; t + 1 < length; ++t) targets[b * o.tokens + t] = tokens[b * o.tokens + t + 1];
+  }
+}
+
+// Multiply-add count of the forward GEMMs times 2; training is about 3x that (each forward GEMM
+// has two backward GEMMs of the same size).
+double forward_gemm_flops(const Options& o) {
+  const double rows = static_cast<double>(o.batch * o.tokens), U = static_cast<double>(o.units);
+  const double gru = 2 * rows * U * 3 * U /* input projection */ + 2 * rows * U * 3 * U /* recurrent */;
+  const double attention = 2 * 2 * rows * static_cast<double>(o.grid_cells) * U;
+  const double output = 2 * rows * U * static_cast<double>(o.vocab);
+  return gru + attention + output;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse_options(argc, argv);
+    omp_set_num_threads(o.threads);
+    Eigen::setNbThreads(o.threads);
+    const double rss_before_model = peak_rss_mib();
+
+    glimpse::Generator gen(0);
+    nn::Embedding embedding("embedding", o.vocab, o.units, gen);
+    nn::GRU gru("gru", o.units, o.units, gen);
+    nn::Attention attention("attention");
+    nn::LayerNormalization layer_norm("layer_normalization", o.units, 1e-3);
+    nn::Dense output_dense("output_dense", o.units, o.vocab, gen);
+    std::vector<nn::NamedTensor> parameters;
+    for (const nn::Module* m : std::vector<const nn::Module*>{&embedding, &gru, &layer_norm, &output_dense})
+      for (const nn::NamedTensor& p : m->named_parameters(/*trainable_only=*/true)) parameters.push_back(p);
+    nn::Adam adam(parameters, std::make_shared<nn::ConstantLr>(1e-3));
+
+    std::vector<int32_t> token_ids, target_ids;
+    make_batch(o, token_ids, target_ids);
+    const Tensor tokens = Tensor::from_vector(token_ids, {o.batch, o.tokens});
+    const Tensor targets = Tensor::from_vector(target_ids, {o.batch, o.tokens});
+    const Tensor features = glimpse::random_uniform({o.batch, o.grid_cells, o.units}, 0.0, 1.0, gen);
+    int64_t real_targets = 0;
+    for (int32_t t : target_ids) real_targets += t != 0;
+
+    using Clock = std::chrono::steady_clock;
+    auto ms_since = [](Clock::time_point t0) {
+      return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    };
+    std::vector<double> forward_ms, backward_ms, adam_ms, step_ms;
+    double first_loss = 0, last_loss = 0;
+    for (int i = 0; i < o.warmup + o.steps; ++i) {
+      const auto t0 = Clock::now();
+      adam.zero_grad();
+      auto [sequence, state] = gru.forward(embedding.forward(tokens));
+      nn::AttentionResult context = attention.forward(sequence, features);
+      Tensor logits = output_dense.forward(layer_norm.forward(glimpse::add(sequence, context.output)));
+      Tensor loss = nn::masked_sparse_categorical_crossentropy(logits, targets);
+      const double loss_value = loss.item();
+      const auto t1 = Clock::now();
+      loss.backward();
+      const auto t2 = Clock::now();
+      adam.step();
+      const auto t3 = Clock::now();
+      if (i == 0) first_loss = loss_value;
+      last_loss = loss_value;
+      if (i >= o.warmup) {
+        forward_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        backward_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+        adam_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
+        step_ms.push_back(ms_since(t0));
+      }
+    }
+    const double rss_peak = peak_rss_mib();
+    const double step = median(step_ms);
+
+    std::printf("bench_decoder (glimpse): B=%lld T=%lld V=%lld units=%lld features [%lld, %lld, %lld], "
+                "%lld of %lld targets real (%.0f%% padding), threads=%d\n",
+                static_cast<long long>(o.batch), static_cast<long long>(o.tokens),
+                static_cast<long long>(o.vocab), static_cast<long long>(o.units),
+                static_cast<long long>(o.batch), static_cast<long long>(o.grid_cells),
+                static_cast<long long>(o.units), static_cast<long long>(real_targets),
+                static_cast<long long>(o.batch * o.tokens),
+                100.0 * (1.0 - static_cast<double>(real_targets) / static_cast<double>(o.batch * o.tokens)),
+                o.threads);
+    std::printf("loss: first %.4f, last %.4f (ln V = %.4f); %d warmup + %d timed steps\n", first_loss,
+                last_loss, std::log(static_cast<double>(o.vocab)), o.warmup, o.steps);
+    std::printf("%-10s %8s %10s %10s %10s %10s %12s %12s %10s\n", "framework", "threads", "step ms",
+                "forward", "backward", "adam", "peak RSS MiB", "RSS growth", "~GFLOP/s");
+    std::printf("%-10s %8d %10.1f %10.1f %10.1f %10.1f %12.0f %12.0f %10.1f\n", "glimpse", o.threads,
+                step, median(forward_ms), median(backward_ms), median(adam_ms), rss_peak,
+                rss_peak - rss_before_model, 3 * forward_gemm_flops(o) / (step * 1e-3) * 1e-9);
+    // One machine-readable line for bench/run.sh's side-by-side table.
+    std::printf("RESULT framework=glimpse threads=%d step_ms=%.2f peak_rss_mib=%.1f rss_growth_mib=%.1f\n",
+                o.threads, step, rss_peak, rss_peak - rss_before_model);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,160 @@
+// bench_inception: Inception-ResNet-v2 forward (include_top=False, 299x299, inference mode, no
+// gradients) on the CPU, per image at several batch sizes, as a fraction of this machine's GEMM
+// peak measured in the same program (issue "captioner"). bench/inception_torch.py and
+// bench/inception_onnx.py run the same network in PyTorch and ONNX Runtime.
+//
+//   bench_inception [--threads N] [--batches 1,8] [--repeats 3] [--image-size 299] [--peak-2048]
+//
+// Layout NHWC (glimpse's only layout). Random weights: speed does not depend on them. The GEMM
+// peak is Eigen's 1024^3 (2048^3 with --peak-2048) float32 product at the same thread count.
+#include <omp.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "models/inception_resnet_v2.h"
+#include "tensor/autograd.h"
+#include "tensor/random.h"
+
+namespace {
+
+using glimpse::Tensor;
+using Clock = std::chrono::steady_clock;
+
+// 13.15 G multiply-adds at 299x299 (shared/reference/inception-resnet-v2.md; bench/inception_torch.py
+// recounts them from the layer shapes: 26.31 GFLOP).
+constexpr double kGflopPerImage299 = 26.3;
+
+struct Options {
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<int64_t> batches{1, 8};
+  int repeats = 3;
+  int image_size = 299;
+  int64_t peak_size = 1024;
+};
+
+long long parse_integer(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    const long long value = std::stoll(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument("bench_inception: " + flag + " expects an integer, got '" + text + "'");
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument("bench_inception: " + arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--threads") o.threads = static_cast<int>(parse_integer(arg, value()));
+    else if (arg == "--repeats") o.repeats = static_cast<int>(parse_integer(arg, value()));
+    else if (arg == "--image-size") o.image_size = static_cast<int>(parse_integer(arg, value()));
+    else if (arg == "--peak-2048") o.peak_size = 2048;
+    else if (arg == "--batches") {
+      o.batches.clear();
+      std::stringstream in(value());
+      std::string item;
+      while (std::getline(in, item, ',')) o.batches.push_back(parse_integer(arg, item));
+    } else if (arg == "--help" || arg == "-h") {
+      std::printf("bench_inception [--threads N] [--batches 1,8] [--repeats 3] [--image-size 299] "
+                  "[--peak-2048]\n");
+      std::exit(0);
+    } else {
+      throw std::invalid_argument("bench_inception: unknown flag '" + arg + "' (see --help)");
+    }
+  }
+  if (o.threads < 1 || o.repeats < 1 || o.batches.empty() ||
+      *std::min_element(o.batches.begin(), o.batches.end()) < 1)
+    throw std::invalid_argument("bench_inception: --threads, --repeats and batches must be positive");
+  return o;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// Median seconds of `work` over `repeats` calls after one warmup.
+template <class Work>
+double median_seconds(Work&& work, int repeats) {
+  work();
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = Clock::now();
+    work();
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return median(times);
+}
+
+// GFLOP/s of Eigen's float32 n^3 product: the ceiling a conv (= GEMM) network can approach.
+double eigen_gemm_gflops(int64_t n) {
+  using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Matrix a = Matrix::Random(n, n), b = Matrix::Random(n, n), c(n, n);
+  const double s = median_seconds([&] { c.noalias() = a * b; }, 5);
+  return 2.0 * static_cast<double>(n * n * n) / s * 1e-9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse_options(argc, argv);
+    omp_set_num_threads(o.threads);
+    Eigen::setNbThreads(o.threads);
+    glimpse::NoGradGuard no_grad;
+
+    const double peak = eigen_gemm_gflops(o.peak_size);
+    glimpse::Generator gen(0);
+    glimpse::models::InceptionConfig config = glimpse::models::InceptionConfig::full();
+    config.image_size = o.image_size;
+    glimpse::models::InceptionResNetV2 model(config, gen);
+    model.eval();
+    model.set_trainable(false);  // a frozen encoder, as in the notebook: BN uses moving statistics
+    // FLOPs scale with the pixel count (approximately: VALID borders shift slightly).
+    const double gflop_per_image =
+        kGflopPerImage299 * (o.image_size / 299.0) * (o.image_size / 299.0);
+
+    std::printf("bench_inception (glimpse): Inception-ResNet-v2 %dx%d -> %lldx%lldx%lld, %lld weights, "
+                "layout NHWC, threads=%d\n",
+                o.image_size, o.image_size, static_cast<long long>(model.grid_size()),
+                static_cast<long long>(model.grid_size()),
+                static_cast<long long>(model.output_channels()),
+                static_cast<long long>(model.count_parameters() + model.count_buffers()), o.threads);
+    std::printf("GEMM peak (Eigen %lld^3 float32, %d threads): %.1f GFLOP/s; %.1f GFLOP per image\n",
+                static_cast<long long>(o.peak_size), o.threads, peak, gflop_per_image);
+    std::printf("%-14s %-14s %6s %8s %12s %12s %12s %10s\n", "framework", "layout", "batch", "threads",
+                "ms / batch", "ms / image", "GFLOP/s", "of peak");
+    for (int64_t batch : o.batches) {
+      Tensor images = glimpse::random_uniform({batch, o.image_size, o.image_size, 3}, -1.0, 1.0, gen);
+      const int repeats = batch == 1 ? o.repeats : std::max(2, o.repeats / 2);
+      const double s = median_seconds([&] { Tensor features = model.forward(images); }, repeats);
+      const double per_image_ms = s * 1e3 / static_cast<double>(batch);
+      const double gflops = gflop_per_image / (per_image_ms * 1e-3);
+      std::printf("%-14s %-14s %6lld %8d %12.1f %12.1f %12.1f %9.0f%%\n", "glimpse", "NHWC",
+                  static_cast<long long>(batch), o.threads, s * 1e3, per_image_ms, gflops,
+                  100.0 * gflops / peak);
+      std::printf("RESULT framework=glimpse layout=NHWC batch=%lld threads=%d ms_per_image=%.2f "
+                  "peak_gflops=%.1f\n",
+                  static_cast<long long>(batch), o.threads, per_image_ms, peak);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,94 @@
+"""The notebook decoder's training step in PyTorch on the CPU: the reference for bench_decoder.
+
+Embedding -> GRU(batch_first; PyTorch's reset-gate placement is Keras's reset_after=True) ->
+dot-product attention (bmm + softmax; query = GRU output, value = key = image features) -> Add ->
+LayerNorm(eps 1e-3) -> Linear(V) -> cross-entropy with ignore_index=0 (mean over real targets =
+Keras's masked sum/sum) -> Adam(lr 1e-3, eps 1e-7).
+
+    python3 bench/decoder_torch.py [--threads N] [--steps 5] [--warmup 2] [--batch 32] ...
+"""
+import argparse
+import sys
+
+import bench_common as common
+
+
+def make_decoder(vocab, units):
+    """The model class is built here so that importing this file does not need torch yet."""
+    import torch
+    from torch import nn
+
+    class NotebookDecoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab, units)
+            self.gru = nn.GRU(units, units, batch_first=True)
+            self.layer_norm = nn.LayerNorm(units, eps=1e-3)
+            self.output = nn.Linear(units, vocab)
+
+        def forward(self, tokens, features):
+            sequence, _ = self.gru(self.embedding(tokens))                  # [B, T, U]
+            scores = torch.bmm(sequence, features.transpose(1, 2))           # [B, T, cells]
+            context = torch.bmm(torch.softmax(scores, dim=-1), features)     # [B, T, U]
+            return self.output(self.layer_norm(sequence + context))          # [B, T, V]
+
+    return NotebookDecoder()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=common.default_threads())
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--vocab", type=int, default=20000)
+    parser.add_argument("--units", type=int, default=512)
+    args = parser.parse_args()
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rss_before_model = common.peak_rss_mib()
+
+    model = make_decoder(args.vocab, args.units)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    ids, target_ids = common.caption_batch(args.batch, args.tokens, args.vocab)
+    tokens = torch.from_numpy(ids)
+    targets = torch.from_numpy(target_ids)
+    features = torch.rand(args.batch, 64, args.units)
+
+    forward_ms, backward_ms, adam_ms, step_ms = [], [], [], []
+    losses = []
+    for i in range(args.warmup + args.steps):
+        clock = common.Stopwatch()
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(tokens, features)
+        loss = F.cross_entropy(logits.reshape(-1, args.vocab), targets.reshape(-1), ignore_index=0)
+        losses.append(loss.item())
+        t_forward = clock.ms()
+        loss.backward()
+        t_backward = clock.ms()
+        optimizer.step()
+        t_step = clock.ms()
+        if i >= args.warmup:
+            forward_ms.append(t_forward)
+            backward_ms.append(t_backward - t_forward)
+            adam_ms.append(t_step - t_backward)
+            step_ms.append(t_step)
+    rss_peak = common.peak_rss_mib()
+
+    print("decoder_torch: torch %s, B=%d T=%d V=%d units=%d, threads=%d (intra-op)" % (
+        torch.__version__, args.batch, args.tokens, args.vocab, args.units, torch.get_num_threads()))
+    print("loss: first %.4f, last %.4f; %d warmup + %d timed steps" % (
+        losses[0], losses[-1], args.warmup, args.steps))
+    common.print_decoder_row(
+        "pytorch", args.threads, common.median(step_ms), common.median(forward_ms),
+        common.median(backward_ms), common.median(adam_ms), rss_peak, rss_peak - rss_before_model,
+        common.forward_gemm_flops(args.batch, args.tokens, args.vocab, args.units))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

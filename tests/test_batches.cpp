@@ -1,0 +1,132 @@
+// Batching and the feature cache: shifted targets, seeded shuffles, resume skipping, a bad image
+// dropped and counted, cached features read back exactly.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "io/batches.h"
+#include "io/feature_cache.h"
+#include "io/shapes_dataset.h"
+
+using namespace glimpse;
+namespace fs = std::filesystem;
+
+namespace {
+struct Setup {
+  fs::path root;
+  CaptionDataset data;
+  Tokenizer tokenizer{12};
+  Setup() {
+    root = fs::temp_directory_path() / ("glimpse_batches_" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    ShapesConfig sc;
+    sc.train = 10;
+    sc.val = 1;
+    sc.test = 1;
+    sc.image_size = 64;
+    generate_shapes_dataset((root / "d").string(), sc);
+    data = read_coco_captions((root / "d/annotations/captions_train.json").string(),
+                              (root / "d/images/train").string());
+    std::vector<std::string> texts;
+    for (auto& im : data.images)
+      for (auto& c : im.captions) texts.push_back(with_markers(c));
+    tokenizer.adapt(texts, 40);
+  }
+  ~Setup() { fs::remove_all(root); }
+};
+}  // namespace
+
+TEST_CASE("targets are the inputs shifted left by one, 0 last") {
+  Tokenizer tok(std::vector<std::string>{"", "[UNK]", "a", "<start>", "<end>", "red", "circle"}, 6);
+  std::vector<int32_t> in, tg;
+  CaptionBatcher::caption_ids(tok, "a red circle", in, tg);
+  CHECK(in == std::vector<int32_t>{3, 2, 5, 6, 4, 0});
+  CHECK(tg == std::vector<int32_t>{2, 5, 6, 4, 0, 0});
+}
+
+TEST_CASE("batches: shapes, seeded order, resume skip, and a corrupt image is skipped and counted") {
+  Setup s;
+  BatcherOptions o;
+  o.batch_size = 4;
+  o.image_size = 32;
+  o.seed = 7;
+  CaptionBatcher a(s.data, s.tokenizer, o), b(s.data, s.tokenizer, o);
+  CHECK(a.steps_per_epoch() == 2);  // 10 images, batch 4, remainder dropped
+  a.start_epoch(0);
+  CaptionBatch first, second;
+  REQUIRE(a.next(first));
+  CHECK(first.pixels_or_features.shape() == Shape{4, 32, 32, 3});
+  CHECK(first.input_ids.shape() == Shape{4, 12});
+  REQUIRE(a.next(second));
+  CaptionBatch extra;
+  CHECK(!a.next(extra));
+  // Resuming at step 1 yields exactly the second batch.
+  b.start_epoch(0, 1);
+  CaptionBatch resumed;
+  REQUIRE(b.next(resumed));
+  CHECK(resumed.image_indices == second.image_indices);
+  CHECK(resumed.input_ids.to_vector_i32() == second.input_ids.to_vector_i32());
+  CHECK(resumed.pixels_or_features.to_vector() == second.pixels_or_features.to_vector());
+  // Another epoch has another order.
+  a.start_epoch(1);
+  CaptionBatch other;
+  REQUIRE(a.next(other));
+  std::vector<size_t> all0 = first.image_indices;
+  CHECK(other.image_indices != all0);
+
+  // Corrupt one image file: its batch shrinks by one, the run goes on, the count says so.
+  CaptionDataset damaged = s.data;
+  {
+    std::ofstream(damaged.images[0].path, std::ios::binary | std::ios::trunc) << "garbage";
+  }
+  BatcherOptions all = o;
+  all.drop_remainder = false;
+  CaptionBatcher c(damaged, s.tokenizer, all);
+  c.start_epoch(0);
+  int64_t seen = 0;
+  CaptionBatch batch;
+  while (c.next(batch)) seen += batch.size();
+  CHECK(seen == 9);
+  CHECK(c.bad_images() == 1);
+  CHECK(c.bad_image_messages()[0].find(damaged.images[0].file_name) != std::string::npos);
+}
+
+TEST_CASE("feature cache: build, read back, refuse mismatched settings") {
+  Setup s;
+  const std::string path = (s.root / "features.h5").string();
+  std::vector<int64_t> ids;
+  for (auto& im : s.data.images) ids.push_back(im.image_id);
+  FeatureCacheInfo info{"tiny", 64, "inception", 4, 3};
+  auto encode = [](size_t first, size_t count) {
+    std::vector<float> v;
+    for (size_t i = first; i < first + count; ++i)
+      for (int k = 0; k < 12; ++k) v.push_back(static_cast<float>(i * 100 + k) / 8.0f);
+    return Tensor::from_vector(v, {static_cast<int64_t>(count), 4, 3});
+  };
+  FeatureCache::build(path, ids, info, /*float16=*/false, 3, encode);
+  FeatureCache cache(path);
+  std::vector<float> f = cache.features(ids[4]);
+  REQUIRE(f.size() == 12);
+  CHECK(f[0] == 400.0f / 8);
+  CHECK(f[11] == 411.0f / 8);
+  CHECK_THROWS_WITH(cache.features(-5), doctest::Contains("no features for image id -5"));
+  CHECK_NOTHROW(cache.check_matches(info));
+  FeatureCacheInfo other = info;
+  other.image_size = 299;
+  CHECK_THROWS_WITH(cache.check_matches(other), doctest::Contains("image size"));
+  // float16 storage rounds to half precision (values here are exact in half).
+  FeatureCache::build(path, ids, info, /*float16=*/true, 4, encode);
+  CHECK(FeatureCache(path).features(ids[1])[3] == 103.0f / 8);
+
+  // Batches from the cache carry features instead of pixels.
+  BatcherOptions o;
+  o.batch_size = 5;
+  o.feature_cache = std::make_shared<FeatureCache>(path);
+  CaptionBatcher b(s.data, s.tokenizer, o);
+  b.start_epoch(0);
+  CaptionBatch batch;
+  REQUIRE(b.next(batch));
+  CHECK(batch.pixels_or_features.shape() == Shape{5, 4, 3});
+}
