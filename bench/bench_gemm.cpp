@@ -140,14 +140,14 @@ void eigen_product(const MatmulCase& c, const float* a, const float* b, float* o
 }
 
 void print_rule() {
-  std::printf("%s\n", std::string(104, '-').c_str());
+  std::printf("%s\n", std::string(102, '-').c_str());
 }
 
 void bench_matmuls(const std::vector<MatmulCase>& cases, const Options& options) {
   glimpse::Generator gen(1);
   std::printf("\nmatmul: glimpse::matmul (op: checks + output allocation + GEMM) vs raw Eigen GEMM\n");
   print_rule();
-  std::printf("%-34s %-22s %3s %12s %12s %8s\n", "shape", "case", "thr", "glimpse GF/s", "Eigen GF/s",
+  std::printf("%-30s %-30s %3s %12s %12s %9s\n", "shape", "case", "thr", "glimpse GF/s", "Eigen GF/s",
               "ratio");
   print_rule();
   for (const MatmulCase& c : cases) {
@@ -172,7 +172,7 @@ void bench_matmuls(const std::vector<MatmulCase>& cases, const Options& options)
           median_seconds([&] { Tensor y = glimpse::matmul(a, b, c.trans_a, c.trans_b); }, options);
       const double eigen_s = median_seconds(
           [&] { eigen_product(c, a.data<float>(), b.data<float>(), eigen_out.data()); }, options);
-      std::printf("%-34s %-22s %3d %12.1f %12.1f %7.0f%%%s\n", shape, c.label, threads,
+      std::printf("%-30s %-30s %3d %12.1f %12.1f %8.0f%%%s\n", shape, c.label, threads,
                   flops / op_s * 1e-9, flops / eigen_s * 1e-9, 100.0 * eigen_s / op_s,
                   diff > 1e-4 ? "  MISMATCH" : "");
     }
@@ -194,7 +194,7 @@ void bench_convs(const std::vector<ConvCase>& cases, const Options& options) {
               "M=N*OH*OW, N=COUT, K=KH*KW*C\n",
               static_cast<long long>(N));
   print_rule();
-  std::printf("%-34s %-22s %3s %12s %12s %8s\n", "input -> output", "kernel", "thr", "conv GF/s",
+  std::printf("%-30s %-30s %3s %12s %12s %9s\n", "input -> output", "kernel", "thr", "conv GF/s",
               "GEMM GF/s", "conv/GEMM");
   print_rule();
   for (const ConvCase& c : cases) {
@@ -224,7 +224,7 @@ void bench_convs(const std::vector<ConvCase>& cases, const Options& options) {
       const double gemm_s = median_seconds(
           [&] { eigen_product(gemm_shape, lhs.data<float>(), kernel.data<float>(), gemm_out.data()); },
           options);
-      std::printf("%-34s %-22s %3d %12.1f %12.1f %7.0f%%%s\n", shape, kernel_text, threads,
+      std::printf("%-30s %-30s %3d %12.1f %12.1f %8.0f%%%s\n", shape, kernel_text, threads,
                   flops / conv_s * 1e-9, flops / gemm_s * 1e-9, 100.0 * gemm_s / conv_s,
                   gemm_s / conv_s < 0.6 ? "  < 60% target" : "");
     }

@@ -7,7 +7,10 @@
 //
 // Layout NHWC (glimpse's only layout). Random weights: speed does not depend on them. The GEMM
 // peak is Eigen's 1024^3 (2048^3 with --peak-2048) float32 product at the same thread count.
+// Times are medians; "CPU ms" is the process CPU time (every thread, spin-waits included), which at
+// 1 thread stays meaningful on a loaded machine.
 #include <omp.h>
+#include <time.h>
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -88,24 +91,37 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-// Median seconds of `work` over `repeats` calls after one warmup.
+// CPU time of every thread of this process so far (spin-waits included), in seconds.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct Timing {
+  double wall_seconds, cpu_seconds;  // medians
+};
+
+// Medians of `work` over `repeats` calls after one warmup.
 template <class Work>
-double median_seconds(Work&& work, int repeats) {
+Timing median_timing(Work&& work, int repeats) {
   work();
-  std::vector<double> times;
+  std::vector<double> wall, cpu;
   for (int i = 0; i < repeats; ++i) {
+    const double cpu_start = process_cpu_seconds();
     const auto start = Clock::now();
     work();
-    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    wall.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    cpu.push_back(process_cpu_seconds() - cpu_start);
   }
-  return median(times);
+  return {median(wall), median(cpu)};
 }
 
 // GFLOP/s of Eigen's float32 n^3 product: the ceiling a conv (= GEMM) network can approach.
 double eigen_gemm_gflops(int64_t n) {
   using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Matrix a = Matrix::Random(n, n), b = Matrix::Random(n, n), c(n, n);
-  const double s = median_seconds([&] { c.noalias() = a * b; }, 5);
+  const double s = median_timing([&] { c.noalias() = a * b; }, 5).wall_seconds;
   return 2.0 * static_cast<double>(n * n * n) / s * 1e-9;
 }
 
@@ -137,20 +153,21 @@ int main(int argc, char** argv) {
                 static_cast<long long>(model.count_parameters() + model.count_buffers()), o.threads);
     std::printf("GEMM peak (Eigen %lld^3 float32, %d threads): %.1f GFLOP/s; %.1f GFLOP per image\n",
                 static_cast<long long>(o.peak_size), o.threads, peak, gflop_per_image);
-    std::printf("%-14s %-14s %6s %8s %12s %12s %12s %10s\n", "framework", "layout", "batch", "threads",
-                "ms / batch", "ms / image", "GFLOP/s", "of peak");
+    std::printf("%-14s %-14s %6s %8s %12s %12s %12s %12s %10s\n", "framework", "layout", "batch",
+                "threads", "ms / batch", "ms / image", "CPU ms/image", "GFLOP/s", "of peak");
     for (int64_t batch : o.batches) {
       Tensor images = glimpse::random_uniform({batch, o.image_size, o.image_size, 3}, -1.0, 1.0, gen);
       const int repeats = batch == 1 ? o.repeats : std::max(2, o.repeats / 2);
-      const double s = median_seconds([&] { Tensor features = model.forward(images); }, repeats);
-      const double per_image_ms = s * 1e3 / static_cast<double>(batch);
+      const Timing t = median_timing([&] { Tensor features = model.forward(images); }, repeats);
+      const double per_image_ms = t.wall_seconds * 1e3 / static_cast<double>(batch);
+      const double cpu_per_image_ms = t.cpu_seconds * 1e3 / static_cast<double>(batch);
       const double gflops = gflop_per_image / (per_image_ms * 1e-3);
-      std::printf("%-14s %-14s %6lld %8d %12.1f %12.1f %12.1f %9.0f%%\n", "glimpse", "NHWC",
-                  static_cast<long long>(batch), o.threads, s * 1e3, per_image_ms, gflops,
-                  100.0 * gflops / peak);
+      std::printf("%-14s %-14s %6lld %8d %12.1f %12.1f %12.1f %12.1f %9.0f%%\n", "glimpse", "NHWC",
+                  static_cast<long long>(batch), o.threads, t.wall_seconds * 1e3, per_image_ms,
+                  cpu_per_image_ms, gflops, 100.0 * gflops / peak);
       std::printf("RESULT framework=glimpse layout=NHWC batch=%lld threads=%d ms_per_image=%.2f "
-                  "peak_gflops=%.1f\n",
-                  static_cast<long long>(batch), o.threads, per_image_ms, peak);
+                  "cpu_ms_per_image=%.2f peak_gflops=%.1f\n",
+                  static_cast<long long>(batch), o.threads, per_image_ms, cpu_per_image_ms, peak);
     }
     return 0;
   } catch (const std::exception& e) {

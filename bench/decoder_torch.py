@@ -60,7 +60,7 @@ def main():
     targets = torch.from_numpy(target_ids)
     features = torch.rand(args.batch, 64, args.units)
 
-    forward_ms, backward_ms, adam_ms, step_ms = [], [], [], []
+    forward_ms, backward_ms, adam_ms, step_ms, cpu_ms = [], [], [], [], []
     losses = []
     for i in range(args.warmup + args.steps):
         clock = common.Stopwatch()
@@ -78,6 +78,7 @@ def main():
             backward_ms.append(t_backward - t_forward)
             adam_ms.append(t_step - t_backward)
             step_ms.append(t_step)
+            cpu_ms.append(clock.cpu_ms())
     rss_peak = common.peak_rss_mib()
 
     print("decoder_torch: torch %s, B=%d T=%d V=%d units=%d, threads=%d (intra-op)" % (
@@ -86,7 +87,7 @@ def main():
         losses[0], losses[-1], args.warmup, args.steps))
     common.print_decoder_row(
         "pytorch", args.threads, common.median(step_ms), common.median(forward_ms),
-        common.median(backward_ms), common.median(adam_ms), rss_peak, rss_peak - rss_before_model,
+        common.median(backward_ms), common.median(adam_ms), common.median(cpu_ms), rss_peak, rss_peak - rss_before_model,
         common.forward_gemm_flops(args.batch, args.tokens, args.vocab, args.units))
 
 

@@ -63,9 +63,10 @@ def main():
             size = inception_torch.IMAGE_SIZE
             images = rng.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
             repeats = args.repeats if batch == 1 else max(2, args.repeats // 2)
-            ms = inception_torch.time_forward(
+            ms, cpu_ms = inception_torch.time_forward(
                 lambda x: session.run(None, {"images": x}), images, repeats)
-            inception_torch.print_inception_row("onnxruntime", "NCHW", batch, args.threads, ms)
+            inception_torch.print_inception_row("onnxruntime", "NCHW", batch, args.threads, ms,
+                                                cpu_ms)
 
 
 if __name__ == "__main__":

@@ -150,27 +150,31 @@ def keras_parameter_count(model):
 
 
 def time_forward(run, images, repeats, warmup=1):
+    """Median wall and process-CPU milliseconds of run(images) after `warmup` calls."""
     for _ in range(warmup):
         run(images)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
         clock = common.Stopwatch()
         run(images)
-        times.append(clock.ms())
-    return common.median(times)
+        wall.append(clock.ms())
+        cpu.append(clock.cpu_ms())
+    return common.median(wall), common.median(cpu)
 
 
 def print_inception_header():
-    print("%-14s %-14s %6s %8s %12s %12s %12s" % (
-        "framework", "layout", "batch", "threads", "ms / batch", "ms / image", "GFLOP/s"))
+    print("%-14s %-14s %6s %8s %12s %12s %12s %12s" % (
+        "framework", "layout", "batch", "threads", "ms / batch", "ms / image", "CPU ms/image",
+        "GFLOP/s"))
 
 
-def print_inception_row(framework, layout, batch, threads, batch_ms):
-    per_image = batch_ms / batch
-    print("%-14s %-14s %6d %8d %12.1f %12.1f %12.1f" % (
-        framework, layout, batch, threads, batch_ms, per_image, GFLOP_PER_IMAGE / per_image * 1e3))
-    print("RESULT framework=%s layout=%s batch=%d threads=%d ms_per_image=%.2f" % (
-        framework, layout, batch, threads, per_image))
+def print_inception_row(framework, layout, batch, threads, batch_ms, batch_cpu_ms):
+    per_image, cpu_per_image = batch_ms / batch, batch_cpu_ms / batch
+    print("%-14s %-14s %6d %8d %12.1f %12.1f %12.1f %12.1f" % (
+        framework, layout, batch, threads, batch_ms, per_image, cpu_per_image,
+        GFLOP_PER_IMAGE / per_image * 1e3))
+    print("RESULT framework=%s layout=%s batch=%d threads=%d ms_per_image=%.2f "
+          "cpu_ms_per_image=%.2f" % (framework, layout, batch, threads, per_image, cpu_per_image))
 
 
 def parse_batches(text):
@@ -205,8 +209,8 @@ def main():
             images = images.contiguous(memory_format=torch.channels_last)
         repeats = args.repeats if batch == 1 else max(2, args.repeats // 2)
         with torch.inference_mode():
-            ms = time_forward(model, images, repeats)
-        print_inception_row("pytorch", layout, batch, args.threads, ms)
+            ms, cpu_ms = time_forward(model, images, repeats)
+        print_inception_row("pytorch", layout, batch, args.threads, ms, cpu_ms)
 
 
 if __name__ == "__main__":

@@ -28,16 +28,16 @@ def decoder_table(rows):
         return
     print("\nDecoder training step (B=32, T=64, V=20000, 512 units), median ms/step;"
           " time / glimpse < 1 means faster than glimpse")
-    print("%-8s %-10s %10s %12s %12s %18s" % ("threads", "framework", "ms/step", "peak RSS MiB",
-                                              "RSS growth", "time / glimpse"))
+    print("%-8s %-10s %10s %10s %12s %12s %16s" % ("threads", "framework", "ms/step", "CPU ms",
+                                                   "peak RSS MiB", "RSS growth", "time / glimpse"))
     for threads in sorted({r["threads"] for r in rows}, key=int, reverse=True):
         group = [r for r in rows if r["threads"] == threads]
         base = next((float(r["step_ms"]) for r in group if r["framework"] == "glimpse"), None)
         for r in group:
             ratio = "%.2fx" % (float(r["step_ms"]) / base) if base else "-"
-            print("%-8s %-10s %10.1f %12.0f %12.0f %18s" % (
-                threads, r["framework"], float(r["step_ms"]), float(r["peak_rss_mib"]),
-                float(r["rss_growth_mib"]), ratio))
+            print("%-8s %-10s %10.1f %10.1f %12.0f %12.0f %16s" % (
+                threads, r["framework"], float(r["step_ms"]), float(r.get("cpu_ms", "nan")),
+                float(r["peak_rss_mib"]), float(r["rss_growth_mib"]), ratio))
 
 
 def inception_table(rows):
@@ -46,16 +46,17 @@ def inception_table(rows):
         return
     print("\nInception-ResNet-v2 forward at 299x299, ms per image;"
           " time / glimpse < 1 means faster than glimpse")
-    print("%-6s %-8s %-12s %-16s %12s %18s" % ("batch", "threads", "framework", "layout",
-                                               "ms/image", "time / glimpse"))
+    print("%-6s %-8s %-12s %-16s %10s %12s %16s" % ("batch", "threads", "framework", "layout",
+                                                    "ms/image", "CPU ms/image", "time / glimpse"))
     keys = sorted({(int(r["batch"]), int(r["threads"])) for r in rows})
     for batch, threads in keys:
         group = [r for r in rows if int(r["batch"]) == batch and int(r["threads"]) == threads]
         base = next((float(r["ms_per_image"]) for r in group if r["framework"] == "glimpse"), None)
         for r in group:
             ratio = "%.2fx" % (float(r["ms_per_image"]) / base) if base else "-"
-            print("%-6d %-8d %-12s %-16s %12.1f %18s" % (
-                batch, threads, r["framework"], r["layout"], float(r["ms_per_image"]), ratio))
+            print("%-6d %-8d %-12s %-16s %10.1f %12.1f %16s" % (
+                batch, threads, r["framework"], r["layout"], float(r["ms_per_image"]),
+                float(r.get("cpu_ms_per_image", "nan")), ratio))
 
 
 def caption_table(rows):

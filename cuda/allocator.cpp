@@ -8,8 +8,15 @@
 //
 // Reusing a freed block right away is safe because all device work runs on one stream: whatever
 // the next owner launches is queued after every kernel that used the block before.
+//
+// GLIMPSE_CUDA_NO_CACHE=1 turns the cache off: every block is cudaMalloc'ed at its exact size and
+// cudaFree'd when freed. Slow, but compute-sanitizer then sees each tensor's true bounds (a cached,
+// rounded-up block would hide a small overrun).
 #include "cuda/allocator.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -22,9 +29,9 @@
 namespace glimpse::cuda {
 namespace {
 
-constexpr size_t kSmallStep = 512;               // small blocks: multiples of 512 bytes
+constexpr size_t kSmallStep = 512;  // small blocks: multiples of 512 bytes
 constexpr size_t kLargeThreshold = size_t(1) << 20;
-constexpr size_t kStepsPerPowerOfTwo = 8;        // large blocks: at most 1/8 = 12.5% rounding waste
+constexpr size_t kStepsPerPowerOfTwo = 8;  // large blocks: at most 1/8 = 12.5% rounding waste
 
 size_t round_up(size_t value, size_t step) { return (value + step - 1) / step * step; }
 
@@ -40,14 +47,21 @@ size_t bucket_size(size_t bytes) {
   return round_up(bytes, power_of_two / kStepsPerPowerOfTwo);
 }
 
+bool caching_requested() {
+  const char* setting = std::getenv("GLIMPSE_CUDA_NO_CACHE");
+  return setting == nullptr || std::strcmp(setting, "") == 0 || std::strcmp(setting, "0") == 0;
+}
+
 class CachingAllocator {
  public:
+  bool caching() const { return caching_; }
+
   void* allocate(size_t bytes) {
-    const size_t bucket = bucket_size(bytes);
+    const size_t bucket = caching_ ? bucket_size(bytes) : std::max<size_t>(bytes, 1);
     std::lock_guard<std::mutex> lock(mutex_);
     void* ptr = nullptr;
     auto cached = free_blocks_.find(bucket);
-    if (cached != free_blocks_.end() && !cached->second.empty()) {
+    if (caching_ && cached != free_blocks_.end() && !cached->second.empty()) {
       ptr = cached->second.back();
       cached->second.pop_back();
       stats_.bytes_cached -= bucket;
@@ -74,8 +88,14 @@ class CachingAllocator {
     }
     const size_t bucket = live->second;
     live_blocks_.erase(live);
-    free_blocks_[bucket].push_back(ptr);
     stats_.bytes_in_use -= bucket;
+    if (!caching_) {
+      // Not checked: free runs in destructors, where throwing would terminate. A failure here is
+      // a sticky device error, which the next checked call reports.
+      cudaFree(ptr);
+      return;
+    }
+    free_blocks_[bucket].push_back(ptr);
     stats_.bytes_cached += bucket;
   }
 
@@ -126,6 +146,7 @@ class CachingAllocator {
     free_blocks_.clear();
   }
 
+  const bool caching_ = caching_requested();
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_blocks_;  // bucket size -> cached blocks
   std::unordered_map<void*, size_t> live_blocks_;               // handed out -> bucket size
@@ -147,6 +168,7 @@ void deallocate(void* ptr) { caching_allocator().deallocate(ptr); }
 }  // namespace detail
 
 MemoryStats memory_stats() { return caching_allocator().stats(); }
+bool caching_enabled() { return caching_allocator().caching(); }
 void release_cached_memory() { caching_allocator().release_cached(); }
 void reset_peak_memory() { caching_allocator().reset_peak(); }
 

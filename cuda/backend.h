@@ -1,6 +1,6 @@
 // The CUDA backend's public face: its kernel table, its memory functions, and the few switches a
-// program may want (TF32, the stream, memory statistics). tensor/kernels.cpp hands the tables out as
-// glimpse::kernels_f32(Device::CUDA) when the build has the CUDA backend (GLIMPSE_WITH_CUDA).
+// program may want (TF32, the stream, memory statistics). tensor/kernels.cpp hands the tables out
+// as glimpse::kernels_f32(Device::CUDA) when the build has the CUDA backend (GLIMPSE_WITH_CUDA).
 //
 // Everything runs on one CUDA stream, in launch order: kernels, cuBLAS calls and device-to-device
 // copies. Copies to and from the host wait for that stream, so a host buffer is ready (or free to
@@ -33,17 +33,20 @@ void set_stream(cudaStream_t stream);
 cudaStream_t stream();
 
 // The caching allocator behind device_api().alloc/free. Freed blocks are kept in size buckets for
-// reuse instead of going back to cudaFree; "cached" is memory held that way.
+// reuse instead of going back to cudaFree; "cached" is memory held that way. The environment
+// variable GLIMPSE_CUDA_NO_CACHE=1 turns caching off (exact-size cudaMalloc/cudaFree per tensor),
+// so that compute-sanitizer sees every buffer's true bounds.
 struct MemoryStats {
-  size_t bytes_in_use = 0;        // handed out and not yet freed (rounded bucket sizes)
-  size_t bytes_cached = 0;        // freed, kept for reuse
-  size_t peak_bytes_in_use = 0;   // highest bytes_in_use since start or reset_peak_memory()
-  uint64_t cuda_malloc_calls = 0; // cudaMalloc calls made (cache misses)
-  uint64_t cache_hits = 0;        // allocations served from the cache
+  size_t bytes_in_use = 0;         // handed out and not yet freed (rounded bucket sizes)
+  size_t bytes_cached = 0;         // freed, kept for reuse
+  size_t peak_bytes_in_use = 0;    // highest bytes_in_use since start or reset_peak_memory()
+  uint64_t cuda_malloc_calls = 0;  // cudaMalloc calls made (cache misses)
+  uint64_t cache_hits = 0;         // allocations served from the cache
 };
 MemoryStats memory_stats();
 // Returns every cached block to CUDA (waits for the device first). In-use blocks are untouched.
 void release_cached_memory();
 void reset_peak_memory();
+bool caching_enabled();
 
 }  // namespace glimpse::cuda

@@ -17,21 +17,21 @@ void check_launch(const char* kernel, const char* file, int line);
 
 }  // namespace glimpse::cuda::detail
 
-#define GLIMPSE_CUDA_CHECK(call)                                                        \
-  do {                                                                                  \
-    const cudaError_t glimpse_cuda_error_ = (call);                                     \
-    if (glimpse_cuda_error_ != cudaSuccess) {                                           \
+#define GLIMPSE_CUDA_CHECK(call)                                                                 \
+  do {                                                                                           \
+    const cudaError_t glimpse_cuda_error_ = (call);                                              \
+    if (glimpse_cuda_error_ != cudaSuccess) {                                                    \
       ::glimpse::cuda::detail::throw_cuda_error(glimpse_cuda_error_, #call, __FILE__, __LINE__); \
-    }                                                                                   \
+    }                                                                                            \
   } while (0)
 
-#define GLIMPSE_CUBLAS_CHECK(call)                                                      \
-  do {                                                                                  \
-    const cublasStatus_t glimpse_cublas_status_ = (call);                               \
-    if (glimpse_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                              \
+#define GLIMPSE_CUBLAS_CHECK(call)                                                         \
+  do {                                                                                     \
+    const cublasStatus_t glimpse_cublas_status_ = (call);                                  \
+    if (glimpse_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                 \
       ::glimpse::cuda::detail::throw_cublas_error(glimpse_cublas_status_, #call, __FILE__, \
-                                                  __LINE__);                            \
-    }                                                                                   \
+                                                  __LINE__);                               \
+    }                                                                                      \
   } while (0)
 
 // A launch itself returns nothing; a bad configuration (too many threads, too much shared memory)

@@ -93,8 +93,8 @@ void column_sums(const char* name, const Terms& terms, int64_t rows, int64_t col
   ScratchBuffer<float> partial(chunks * kSums * cols);
   const dim3 grid(static_cast<unsigned int>(column_blocks), static_cast<unsigned int>(chunks));
   const dim3 block(kColumnsPerBlock, kRowLanes);
-  column_partial_sums_kernel<Terms><<<grid, block, 0, stream()>>>(terms, rows, cols, rows_per_chunk,
-                                                            partial.data());
+  column_partial_sums_kernel<Terms>
+      <<<grid, block, 0, stream()>>>(terms, rows, cols, rows_per_chunk, partial.data());
   GLIMPSE_CUDA_CHECK_LAUNCH(name);
   column_finish_kernel<kSums><<<blocks_for(kSums * cols), kBlockThreads, 0, stream()>>>(
       partial.data(), chunks, cols, divisor, out);

@@ -218,8 +218,7 @@ void max_pool(const float* x, float* y, int32_t* argmax, const Conv2dGeometry& g
   for_each_index("max_pool", output_size(g), MaxPool{x, y, argmax, g});
 }
 
-void max_pool_backward(const float* gy, const int32_t* argmax, float* gx,
-                       const Conv2dGeometry& g) {
+void max_pool_backward(const float* gy, const int32_t* argmax, float* gx, const Conv2dGeometry& g) {
   for_each_index("max_pool_backward", input_size(g), MaxPoolBackward{gy, argmax, gx, g});
 }
 

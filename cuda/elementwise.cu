@@ -189,9 +189,9 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy,
 void binary(BinaryOp op, const float* a, const float* b, float* y, const BroadcastLayout& layout) {
   const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
   const CollapsedLayout<2> collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
-  const bool same_shape = collapsed.rank == 0 ||
-                          (collapsed.rank == 1 && collapsed.strides[0][0] == 1 &&
-                           collapsed.strides[1][0] == 1);
+  const bool same_shape =
+      collapsed.rank == 0 ||
+      (collapsed.rank == 1 && collapsed.strides[0][0] == 1 && collapsed.strides[1][0] == 1);
   if (same_shape) {
     for_each_index("binary", collapsed.size(), BinarySameShape{op, a, b, y});
   } else {

@@ -33,8 +33,8 @@ void where(const float* cond, const float* a, const float* b, float* y, int64_t 
 // reduce.cu
 void reduce_sum(const float* x, float* y, int64_t outer, int64_t R, int64_t inner);
 void reduce_max(const float* x, float* y, int32_t* argmax, int64_t outer, int64_t R, int64_t inner);
-void reduce_max_backward(const float* gy, const int32_t* argmax, float* gx, int64_t outer, int64_t R,
-                         int64_t inner);
+void reduce_max_backward(const float* gy, const int32_t* argmax, float* gx, int64_t outer,
+                         int64_t R, int64_t inner);
 void argmax_rows(const float* x, int32_t* idx, int64_t rows, int64_t cols);
 void topk_rows(const float* x, float* values, int32_t* idx, int64_t rows, int64_t cols, int64_t k);
 

@@ -234,9 +234,9 @@ void batch_norm_backward(const float* x, const float* mean, const float* var, co
     column_sums("batch_norm_backward", BatchNormGradTerms{x, mean, var, gy, C, eps}, N, C,
                 ColumnOutputs<2>{{sum_gy, sum_gy_xhat}});
   }
-  for_each_index("batch_norm_backward", N * C,
-                 BatchNormInputGrad{x, mean, var, gamma, gy, sum_gy, sum_gy_xhat, gx, N, C, eps,
-                                    training});
+  for_each_index(
+      "batch_norm_backward", N * C,
+      BatchNormInputGrad{x, mean, var, gamma, gy, sum_gy, sum_gy_xhat, gx, N, C, eps, training});
   const size_t bytes = static_cast<size_t>(C) * sizeof(float);
   if (ggamma != nullptr) {
     GLIMPSE_CUDA_CHECK(

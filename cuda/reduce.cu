@@ -155,8 +155,8 @@ void reduce_sum(const float* x, float* y, int64_t outer, int64_t R, int64_t inne
   if (launch.warp_per_row) {
     group_sum_kernel<kWarpSize><<<launch.blocks, launch.threads, 0, stream()>>>(x, y, outputs, R);
   } else {
-    group_sum_kernel<kRowBlockThreads><<<launch.blocks, launch.threads, 0, stream()>>>(x, y,
-                                                                                      outputs, R);
+    group_sum_kernel<kRowBlockThreads>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, outputs, R);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("reduce_sum");
 }
@@ -176,11 +176,11 @@ void reduce_max(const float* x, float* y, int32_t* argmax, int64_t outer, int64_
   }
   const RowLaunch launch = row_launch(outputs, R);
   if (launch.warp_per_row) {
-    group_max_kernel<kWarpSize><<<launch.blocks, launch.threads, 0, stream()>>>(x, y, argmax,
-                                                                               outputs, R, inner);
+    group_max_kernel<kWarpSize>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, argmax, outputs, R, inner);
   } else {
-    group_max_kernel<kRowBlockThreads><<<launch.blocks, launch.threads, 0, stream()>>>(
-        x, y, argmax, outputs, R, inner);
+    group_max_kernel<kRowBlockThreads>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, argmax, outputs, R, inner);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("reduce_max");
 }
@@ -194,25 +194,24 @@ void argmax_rows(const float* x, int32_t* idx, int64_t rows, int64_t cols) {
   if (rows <= 0) return;
   const RowLaunch launch = row_launch(rows, cols);
   if (launch.warp_per_row) {
-    argmax_rows_kernel<kWarpSize><<<launch.blocks, launch.threads, 0, stream()>>>(x, idx, rows,
-                                                                                 cols);
+    argmax_rows_kernel<kWarpSize>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, idx, rows, cols);
   } else {
-    argmax_rows_kernel<kRowBlockThreads><<<launch.blocks, launch.threads, 0, stream()>>>(
-        x, idx, rows, cols);
+    argmax_rows_kernel<kRowBlockThreads>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, idx, rows, cols);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("argmax_rows");
 }
 
-void topk_rows(const float* x, float* values, int32_t* idx, int64_t rows, int64_t cols,
-               int64_t k) {
+void topk_rows(const float* x, float* values, int32_t* idx, int64_t rows, int64_t cols, int64_t k) {
   if (rows <= 0 || k <= 0) return;
   const RowLaunch launch = row_launch(rows, cols);
   if (launch.warp_per_row) {
-    topk_rows_kernel<kWarpSize><<<launch.blocks, launch.threads, 0, stream()>>>(x, values, idx,
-                                                                               rows, cols, k);
+    topk_rows_kernel<kWarpSize>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, values, idx, rows, cols, k);
   } else {
-    topk_rows_kernel<kRowBlockThreads><<<launch.blocks, launch.threads, 0, stream()>>>(
-        x, values, idx, rows, cols, k);
+    topk_rows_kernel<kRowBlockThreads>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, values, idx, rows, cols, k);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("topk_rows");
 }

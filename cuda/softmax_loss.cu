@@ -15,8 +15,7 @@ namespace {
 
 // max(row) and sum(exp(row - max)), known to every thread of the group.
 template <int kThreads>
-__device__ void row_max_and_exp_sum(const float* xr, int64_t cols, float& max_out,
-                                    float& sum_out) {
+__device__ void row_max_and_exp_sum(const float* xr, int64_t cols, float& max_out, float& sum_out) {
   using Group = RowGroup<kThreads>;
   float local_max = -INFINITY;
   for (int64_t c = Group::lane(); c < cols; c += kThreads) local_max = fmaxf(local_max, xr[c]);
@@ -124,11 +123,11 @@ void softmax(const float* x, float* y, int64_t rows, int64_t cols, bool log) {
   if (rows <= 0 || cols <= 0) return;
   const RowLaunch launch = row_launch(rows, cols);
   if (launch.warp_per_row) {
-    softmax_kernel<kWarpSize><<<launch.blocks, launch.threads, 0, stream()>>>(x, y, rows, cols,
-                                                                             log);
+    softmax_kernel<kWarpSize>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, rows, cols, log);
   } else {
-    softmax_kernel<kRowBlockThreads><<<launch.blocks, launch.threads, 0, stream()>>>(x, y, rows,
-                                                                                    cols, log);
+    softmax_kernel<kRowBlockThreads>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, rows, cols, log);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("softmax");
 }
@@ -138,11 +137,11 @@ void softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, 
   if (rows <= 0 || cols <= 0) return;
   const RowLaunch launch = row_launch(rows, cols);
   if (launch.warp_per_row) {
-    softmax_backward_kernel<kWarpSize><<<launch.blocks, launch.threads, 0, stream()>>>(
-        y, gy, gx, rows, cols, log);
+    softmax_backward_kernel<kWarpSize>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(y, gy, gx, rows, cols, log);
   } else {
-    softmax_backward_kernel<kRowBlockThreads><<<launch.blocks, launch.threads, 0, stream()>>>(
-        y, gy, gx, rows, cols, log);
+    softmax_backward_kernel<kRowBlockThreads>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(y, gy, gx, rows, cols, log);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("softmax_backward");
 }
@@ -169,9 +168,8 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
     cross_entropy_backward_kernel<kWarpSize><<<launch.blocks, launch.threads, 0, stream()>>>(
         logits, targets, gloss, glogits, rows, cols, ignore_index);
   } else {
-    cross_entropy_backward_kernel<kRowBlockThreads>
-        <<<launch.blocks, launch.threads, 0, stream()>>>(logits, targets, gloss, glogits, rows,
-                                                         cols, ignore_index);
+    cross_entropy_backward_kernel<kRowBlockThreads><<<launch.blocks, launch.threads, 0, stream()>>>(
+        logits, targets, gloss, glogits, rows, cols, ignore_index);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }

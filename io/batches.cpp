@@ -3,8 +3,15 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 namespace glimpse {
+
+namespace {
+// Threads decoding one batch: enough to keep ahead of a CPU training step, few enough not to
+// starve it.
+constexpr int64_t kDecodeThreads = 2;
+}  // namespace
 
 std::vector<float> load_image_for_model(const std::string& path, int size, PixelScaling scaling) {
   return preprocess_image(read_jpeg(path), size, scaling);
@@ -79,9 +86,9 @@ CaptionBatch CaptionBatcher::load(int64_t step) {
 
   std::vector<std::vector<float>> items(n);
   std::vector<std::string> errors(n);
-  // Decode in parallel: JPEG decoding and resizing dominate the data pipeline.
-#pragma omp parallel for schedule(dynamic) if (n > 1 && !use_features)
-  for (int64_t i = 0; i < n; ++i) {
+  // Decode on a few plain threads (not OpenMP: this runs beside the training step's own OpenMP
+  // team, and two spinning teams on the same cores slow each other down many times over).
+  auto load_item = [&](int64_t i) {
     const size_t image_index = pairs_[first + i].first;
     const CaptionedImage& image = data_.images[image_index];
     try {
@@ -97,7 +104,15 @@ CaptionBatch CaptionBatcher::load(int64_t step) {
     } catch (const std::exception& e) {
       errors[i] = e.what();
     }
-  }
+  };
+  const int64_t workers = use_features ? 1 : std::min<int64_t>(n, kDecodeThreads);
+  std::vector<std::thread> pool;
+  for (int64_t w = 1; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      for (int64_t i = w; i < n; i += workers) load_item(i);
+    });
+  for (int64_t i = 0; i < n; i += std::max<int64_t>(workers, 1)) load_item(i);
+  for (std::thread& t : pool) t.join();
 
   CaptionBatch batch;
   std::vector<float> pixels;

@@ -182,6 +182,10 @@ TEST_CASE("device_api: copy_strided gathers transposes, slices and broadcasts") 
   StridedLayout big{2, {300, 200}, {1, 300}};  // transpose of [200, 300]
   check_copy_strided<float>(big, 60000, 0);
   check_copy_strided<double>(big, 60000, 0);
+  StridedLayout contiguous{2, {300, 200}, {200, 1}};  // collapses to one long row, split in segments
+  check_copy_strided<float>(contiguous, 60000, 0);
+  StridedLayout every_other{1, {40000}, {2}};
+  check_copy_strided<double>(every_other, 80000, 0);
   StridedLayout broadcast{3, {2, 3, 4}, {0, 1, 0}};  // expand of a [3] vector
   check_copy_strided<float>(broadcast, 3, 0);
   StridedLayout scalar{0, {}, {}};

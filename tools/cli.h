@@ -1,6 +1,8 @@
 // A tiny command-line parser shared by the tools: --name value / --name=value / --flag, with
 // help text generated from the declarations and clear errors for unknown or malformed flags.
 #pragma once
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -10,6 +12,17 @@
 #include <vector>
 
 namespace glimpse::cli {
+
+// OpenMP worker threads spin while idle by default. When anything else runs on the same cores
+// (the data pipeline's decoding threads, another process) the spinning steals their time and a
+// training step can become tens of times slower. The policy is read once when the OpenMP runtime
+// loads, so the tool re-executes itself with OMP_WAIT_POLICY=passive unless the user set it.
+inline void use_passive_openmp_threads(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);
+  // If re-executing fails we simply continue with the default policy.
+}
 
 class Flags {
  public:

@@ -48,6 +48,7 @@ CaptionDataset read_split(const std::string& dir, const std::string& split) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::use_passive_openmp_threads(argv);
   cli::Flags flags("train", "[options]   (train a captioner; see README.md)");
   flags.option("data", "shapes", "'shapes' (generate the embedded dataset) or a COCO-format directory");
   flags.option("data-dir", "data/shapes", "where the shapes dataset is generated");

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# One command for a GPU machine: build glimpse with the CUDA backend, run the CUDA tests, run
+# compute-sanitizer's memcheck over the CUDA parity test, run the GPU benchmarks (if any), then the
+# whole test suite, and print a summary table last.
+#
+# Every step is timed and its result recorded; a failing step does not stop the ones after it
+# (a step that needs the build is skipped when the build failed). The whole run keeps to a time
+# budget (GPU_CHECK_BUDGET seconds, default 480): each step's timeout is cut to what is left, and
+# steps that no longer fit are skipped. Exit status: 0 when no step failed.
+#
+# Usage: bash scripts/gpu-check.sh            (from anywhere; works in the repository root)
+# Environment:
+#   BUILD=build-gpu       build directory          JOBS=16             parallel build jobs
+#   GPU_CHECK_BUDGET=480  total seconds            CMAKE_ARGS=...      extra configure arguments
+#   OUT=dir               if set, the logs (logs.tar.gz) and summary.txt are copied there
+#
+# If the full project cannot be configured (a library missing on the GPU machine), a minimal
+# project is configured instead: the CUDA backend, the CPU kernels (Eigen) and the parity test
+# (doctest) only. EXTRA_INCLUDE=dir1:dir2 adds include directories for that fallback (e.g. copies
+# of eigen3 and doctest carried along in the working tree).
+set -u
+set -o pipefail
+
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+BUILD=$(realpath -m "${BUILD:-build-gpu}")  # relative to the repository root
+JOBS=${JOBS:-16}
+BUDGET=${GPU_CHECK_BUDGET:-480}
+CMAKE_ARGS=${CMAKE_ARGS:-}
+LOGS="$BUILD/gpu-check-logs"
+mkdir -p "$LOGS"
+START=$(date +%s)
+
+step_names=()
+step_results=()
+step_seconds=()
+
+remaining() { echo $((BUDGET - ($(date +%s) - START))); }
+log_of() { echo "$LOGS/$(printf '%s' "$1" | tr -c 'A-Za-z0-9_.-' '_').log"; }
+
+record() {  # name result seconds
+  step_names+=("$1")
+  step_results+=("$2")
+  step_seconds+=("$3")
+  printf '==> %-34s %-28s %5ss\n' "$1" "$2" "$3"
+}
+
+# run_step NAME MAX_SECONDS COMMAND...: runs COMMAND with its output in $LOGS/NAME.log.
+run_step() {
+  local name=$1 max_seconds=$2
+  shift 2
+  local left
+  left=$(remaining)
+  if [ "$left" -lt 15 ]; then
+    record "$name" "skipped (time budget)" 0
+    return 2
+  fi
+  local limit=$((max_seconds < left ? max_seconds : left))
+  local log
+  log=$(log_of "$name")
+  local t0 t1 rc
+  echo "--- $name (limit ${limit}s): $*"
+  t0=$(date +%s.%N)
+  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  local seconds
+  seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  if [ $rc -eq 0 ]; then
+    record "$name" "pass" "$seconds"
+  elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    record "$name" "FAIL (timeout ${limit}s)" "$seconds"
+    tail -n 30 "$log"
+  else
+    record "$name" "FAIL (exit $rc)" "$seconds"
+    tail -n 40 "$log"
+  fi
+  return $rc
+}
+
+skip_step() { record "$1" "skipped ($2)" 0; }
+
+# --- 0. The machine -----------------------------------------------------------------------------
+echo "gpu-check: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $ROOT, build dir $BUILD, budget ${BUDGET}s"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  run_step "gpu info" 20 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap \
+    --format=csv
+  cat "$(log_of "gpu info")"
+else
+  skip_step "gpu info" "no nvidia-smi"
+fi
+NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$NVCC")/compute-sanitizer")
+
+# --- 1. Configure and build ---------------------------------------------------------------------
+BUILT=0
+PARITY=""
+if run_step "configure" 90 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLIMPSE_CUDA=ON \
+  -DCMAKE_CUDA_COMPILER="$NVCC" $CMAKE_ARGS; then
+  if run_step "build" 300 cmake --build "$BUILD" -j "$JOBS"; then
+    BUILT=1
+    PARITY="$BUILD/tests/test_cuda_parity"
+  fi
+else
+  # The GPU machine usually lacks HDF5/libjpeg/libpng development files: build the GPU subset
+  # (scripts/gpu/CMakeLists.txt: tensor, cuda, nn, the captioner, their CUDA tests and the GPU
+  # benchmark), which needs only header-only libraries, carried in .deps/include when missing.
+  MINI_BUILD="$ROOT/$BUILD/subset"
+  if run_step "configure (gpu subset)" 90 cmake -S "$ROOT/scripts/gpu" -B "$MINI_BUILD" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC" \
+    -DGLIMPSE_EXTRA_INCLUDE="$ROOT/.deps/include"; then
+    if run_step "build (gpu subset)" 300 cmake --build "$MINI_BUILD" -j "$JOBS"; then
+      BUILT=2
+      PARITY="$MINI_BUILD/test_cuda_parity"
+    fi
+  fi
+fi
+
+# --- 2. CUDA tests ------------------------------------------------------------------------------
+if [ "$BUILT" = 1 ]; then
+  run_step "cuda tests (ctest -R cuda)" 150 ctest --test-dir "$BUILD" -R cuda --output-on-failure
+elif [ "$BUILT" = 2 ]; then
+  run_step "cuda kernel parity (test_cuda_parity)" 150 "$PARITY"
+  run_step "cuda ops + training step (test_cuda_ops)" 150 "$MINI_BUILD/test_cuda_ops"
+  run_step "cpu gradient checks (test_ops_grad)" 120 "$MINI_BUILD/test_ops_grad"
+else
+  skip_step "cuda tests" "no build"
+fi
+
+# --- 3. compute-sanitizer memcheck over the parity test -----------------------------------------
+# Without the caching allocator, so that every buffer has its exact bounds.
+if [ -z "$PARITY" ]; then
+  skip_step "memcheck (parity test)" "no build"
+elif [ ! -x "$SANITIZER" ]; then
+  skip_step "memcheck (parity test)" "no compute-sanitizer"
+else
+  run_step "memcheck (parity test)" 240 env GLIMPSE_CUDA_NO_CACHE=1 "$SANITIZER" --tool memcheck \
+    --error-exitcode 99 --print-limit 20 "$PARITY"
+  grep -E "ERROR SUMMARY|=========.*(Invalid|Error)" "$(log_of "memcheck (parity test)")" |
+    head -n 20
+fi
+
+# --- 4. GPU benchmarks --------------------------------------------------------------------------
+benches=()
+if [ "$BUILT" = 1 ]; then
+  for b in "$BUILD"/bench/bench_gpu_*; do
+    [ -x "$b" ] && [ -f "$b" ] && benches+=("$b")
+  done
+fi
+if [ "$BUILT" = 2 ] && [ -x "$MINI_BUILD/bench_gpu" ]; then
+  benches+=("$MINI_BUILD/bench_gpu")
+fi
+if [ ${#benches[@]} -eq 0 ]; then
+  skip_step "gpu benchmarks" "none built"
+else
+  for b in "${benches[@]}"; do
+    run_step "bench $(basename "$b")" 120 "$b"
+    tail -n 25 "$(log_of "bench $(basename "$b")")"
+  done
+fi
+
+if command -v python3 >/dev/null 2>&1 && python3 -c "import torch" >/dev/null 2>&1; then
+  run_step "bench gpu_torch.py (PyTorch eager)" 150 env PYTHONUNBUFFERED=1 python3 "$ROOT/bench/gpu_torch.py"
+  tail -n 25 "$(log_of "bench gpu_torch.py (PyTorch eager)")"
+else
+  skip_step "bench gpu_torch.py" "no PyTorch"
+fi
+
+# --- 5. The whole test suite (CPU tests included) -----------------------------------------------
+if [ "$BUILT" = 1 ]; then
+  run_step "all tests (ctest)" 240 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
+  grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|Not Run" \
+    "$(log_of "all tests (ctest)")" | head -n 30
+else
+  skip_step "all tests (ctest)" "no full build"
+fi
+
+# --- Summary ------------------------------------------------------------------------------------
+failed=0
+for result in "${step_results[@]}"; do
+  case "$result" in FAIL*) failed=1 ;; esac
+done
+summary="$LOGS/summary.txt"
+{
+  echo
+  echo "gpu-check summary ($(($(date +%s) - START))s of ${BUDGET}s budget; logs in $LOGS)"
+  printf '%-36s %-28s %8s\n' "step" "result" "seconds"
+  printf '%-36s %-28s %8s\n' "------------------------------------" "----------------------------" \
+    "--------"
+  for i in "${!step_names[@]}"; do
+    printf '%-36s %-28s %8s\n' "${step_names[$i]}" "${step_results[$i]}" "${step_seconds[$i]}"
+  done
+  if [ $failed -eq 0 ]; then echo "RESULT: no step failed"; else echo "RESULT: FAILED"; fi
+} >"$summary"
+cat "$summary"
+
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  cp "$summary" "$OUT/summary.txt"
+  tar -czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null
+fi
+exit $failed
