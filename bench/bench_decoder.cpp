@@ -7,7 +7,11 @@
 // bench/decoder_keras.py run the same step in PyTorch and Keras with the same padding pattern.
 //
 //   bench_decoder [--threads N] [--steps 5] [--warmup 2] [--batch 32] [--tokens 64]
-//                 [--vocab 20000] [--units 512]
+//                 [--vocab 20000] [--units 512] [--profile]
+//
+// --profile then times each layer alone, forward and backward (leaf inputs standing in for the
+// previous layer's output, a random output gradient), and Adam alone: where a step's time goes.
+// bench/decoder_torch.py --profile does the same in PyTorch.
 //
 // Reports the median ms per step (and its forward / backward / Adam parts), the median process
 // CPU time per step (all threads, spin-waits included: at 1 thread it is the step's cost even on a
@@ -23,6 +27,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -46,6 +51,7 @@ struct Options {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int steps = 5, warmup = 2;
   int64_t batch = 32, tokens = 64, vocab = 20000, units = 512, grid_cells = 64;
+  bool profile = false;
 };
 
 Options parse_options(int argc, char** argv) {
@@ -68,9 +74,10 @@ Options parse_options(int argc, char** argv) {
     else if (arg == "--tokens") o.tokens = value();
     else if (arg == "--vocab") o.vocab = value();
     else if (arg == "--units") o.units = value();
+    else if (arg == "--profile") o.profile = true;
     else if (arg == "--help" || arg == "-h") {
       std::printf("bench_decoder [--threads N] [--steps 5] [--warmup 2] [--batch 32] [--tokens 64] "
-                  "[--vocab 20000] [--units 512]\n");
+                  "[--vocab 20000] [--units 512] [--profile]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("bench_decoder: unknown flag '" + arg + "' (see --help)");
@@ -124,6 +131,114 @@ double forward_gemm_flops(const Options& o) {
   const double attention = 2 * 2 * rows * static_cast<double>(o.grid_cells) * U;
   const double output = 2 * rows * U * static_cast<double>(o.vocab);
   return gru + attention + output;
+}
+
+struct PartTiming {
+  double forward_ms, backward_ms, forward_cpu_ms, backward_cpu_ms;  // medians
+};
+
+// Times `forward` (which builds a small graph from leaf tensors) and the backward from its output,
+// seeded with `grad_output` (undefined for a scalar loss). `leaves` get their gradients dropped
+// between runs so nothing accumulates across repeats.
+PartTiming time_part(const std::function<Tensor()>& forward, const Tensor& grad_output,
+                     const std::vector<Tensor*>& leaves, int warmup, int repeats) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> fwd, bwd, fwd_cpu, bwd_cpu;
+  for (int i = 0; i < warmup + repeats; ++i) {
+    for (Tensor* leaf : leaves) leaf->zero_grad();
+    const double c0 = process_cpu_ms();
+    const auto t0 = Clock::now();
+    Tensor out = forward();
+    const double c1 = process_cpu_ms();
+    const auto t1 = Clock::now();
+    if (grad_output.defined()) out.backward(grad_output);
+    else out.backward();
+    const double c2 = process_cpu_ms();
+    const auto t2 = Clock::now();
+    if (i < warmup) continue;
+    fwd.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    bwd.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    fwd_cpu.push_back(c1 - c0);
+    bwd_cpu.push_back(c2 - c1);
+  }
+  return {median(fwd), median(bwd), median(fwd_cpu), median(bwd_cpu)};
+}
+
+void print_part(const char* name, const PartTiming& t) {
+  std::printf("%-32s %10.1f %10.1f %10.1f %10.1f %10.1f\n", name, t.forward_ms, t.backward_ms,
+              t.forward_ms + t.backward_ms, t.forward_cpu_ms, t.backward_cpu_ms);
+}
+
+// The per-layer breakdown behind --profile.
+void profile_layers(const Options& o, nn::Embedding& embedding, nn::GRU& gru,
+                    nn::Attention& attention, nn::LayerNormalization& layer_norm,
+                    nn::Dense& output_dense, nn::Adam& adam, const Tensor& tokens,
+                    const Tensor& targets, const Tensor& features) {
+  glimpse::Generator gen(11);
+  const int warmup = 1, repeats = std::max(3, o.steps);
+  const glimpse::Shape hidden{o.batch, o.tokens, o.units};
+  auto leaf = [&](const glimpse::Shape& shape) {
+    Tensor t = glimpse::random_uniform(shape, -1.0, 1.0, gen);
+    t.set_requires_grad(true);
+    return t;
+  };
+  Tensor grad_hidden = glimpse::random_uniform(hidden, -1.0, 1.0, gen);
+  Tensor gru_input = leaf(hidden), query = leaf(hidden), residual = leaf(hidden),
+         context = leaf(hidden), normalised = leaf(hidden);
+  Tensor logits = leaf({o.batch, o.tokens, o.vocab});
+  Tensor grad_logits = glimpse::random_uniform({o.batch, o.tokens, o.vocab}, -1e-4, 1e-4, gen);
+  std::vector<Tensor*> weights;
+  for (const nn::Module* m : std::vector<const nn::Module*>{&embedding, &gru, &layer_norm, &output_dense})
+    for (const nn::NamedTensor& p : m->named_parameters(true)) weights.push_back(p.tensor);
+  auto with_weights = [&](std::vector<Tensor*> leaves) {
+    leaves.insert(leaves.end(), weights.begin(), weights.end());
+    return leaves;
+  };
+
+  std::printf("\nper-layer profile (glimpse, %d threads): median of %d, each layer alone\n", o.threads,
+              repeats);
+  std::printf("%-32s %10s %10s %10s %10s %10s\n", "part", "fwd ms", "bwd ms", "total ms", "fwd CPU",
+              "bwd CPU");
+  double total = 0;
+  auto run = [&](const char* name, const std::function<Tensor()>& forward, const Tensor& grad,
+                 std::vector<Tensor*> leaves) {
+    const PartTiming t = time_part(forward, grad, with_weights(std::move(leaves)), warmup, repeats);
+    print_part(name, t);
+    total += t.forward_ms + t.backward_ms;
+  };
+  run("embedding (gather / scatter-add)", [&] { return embedding.forward(tokens); }, grad_hidden, {});
+  run("GRU over 64 steps", [&] { return gru.forward(gru_input).first; }, grad_hidden, {&gru_input});
+  run("attention (bmm, softmax, bmm)", [&] { return attention.forward(query, features).output; },
+      grad_hidden, {&query});
+  run("add + layer norm",
+      [&] { return layer_norm.forward(glimpse::add(residual, context)); }, grad_hidden,
+      {&residual, &context});
+  run("output Dense (512 -> V)", [&] { return output_dense.forward(normalised); }, grad_logits,
+      {&normalised});
+  run("masked cross-entropy",
+      [&] { return nn::masked_sparse_categorical_crossentropy(logits, targets); }, Tensor(), {&logits});
+
+  // Adam over every parameter, with the gradients of one real step in place.
+  adam.zero_grad();
+  auto [sequence, state] = gru.forward(embedding.forward(tokens));
+  Tensor step_logits = output_dense.forward(
+      layer_norm.forward(glimpse::add(sequence, attention.forward(sequence, features).output)));
+  nn::masked_sparse_categorical_crossentropy(step_logits, targets).backward();
+  std::vector<double> adam_ms;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    adam.step();
+    adam_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  int64_t parameter_count = 0;
+  for (const Tensor* w : weights) parameter_count += w->numel();
+  char adam_label[64];
+  std::snprintf(adam_label, sizeof adam_label, "Adam (%.2fM parameters)",
+                static_cast<double>(parameter_count) * 1e-6);
+  std::printf("%-32s %10s %10s %10.1f\n", adam_label, "", "", median(adam_ms));
+  total += median(adam_ms);
+  std::printf("%-32s %10s %10s %10.1f\n", "sum of parts", "", "", total);
 }
 
 }  // namespace
@@ -209,6 +324,9 @@ int main(int argc, char** argv) {
     std::printf("RESULT framework=glimpse threads=%d step_ms=%.2f cpu_ms=%.2f peak_rss_mib=%.1f "
                 "rss_growth_mib=%.1f\n",
                 o.threads, step, median(cpu_ms), rss_peak, rss_peak - rss_before_model);
+    if (o.profile)
+      profile_layers(o, embedding, gru, attention, layer_norm, output_dense, adam, tokens, targets,
+                     features);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

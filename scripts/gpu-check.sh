@@ -134,7 +134,7 @@ if [ -z "$PARITY" ]; then
 elif [ ! -x "$SANITIZER" ]; then
   skip_step "memcheck (parity test)" "no compute-sanitizer"
 else
-  run_step "memcheck (parity test)" 240 env GLIMPSE_CUDA_NO_CACHE=1 "$SANITIZER" --tool memcheck \
+  run_step "memcheck (parity test)" 150 env GLIMPSE_CUDA_NO_CACHE=1 "$SANITIZER" --tool memcheck \
     --error-exitcode 99 --print-limit 20 "$PARITY"
   grep -E "ERROR SUMMARY|=========.*(Invalid|Error)" "$(log_of "memcheck (parity test)")" |
     head -n 20
@@ -154,13 +154,13 @@ if [ ${#benches[@]} -eq 0 ]; then
   skip_step "gpu benchmarks" "none built"
 else
   for b in "${benches[@]}"; do
-    run_step "bench $(basename "$b")" 120 "$b"
+    run_step "bench $(basename "$b")" 100 "$b"
     tail -n 25 "$(log_of "bench $(basename "$b")")"
   done
 fi
 
 if command -v python3 >/dev/null 2>&1 && python3 -c "import torch" >/dev/null 2>&1; then
-  run_step "bench gpu_torch.py (PyTorch eager)" 150 env PYTHONUNBUFFERED=1 python3 "$ROOT/bench/gpu_torch.py"
+  run_step "bench gpu_torch.py (PyTorch eager)" 110 env PYTHONUNBUFFERED=1 python3 "$ROOT/bench/gpu_torch.py"
   tail -n 25 "$(log_of "bench gpu_torch.py (PyTorch eager)")"
 else
   skip_step "bench gpu_torch.py" "no PyTorch"

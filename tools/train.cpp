@@ -104,26 +104,7 @@ int main(int argc, char** argv) {
     if (flags.given("image-size")) config.image_size = static_cast<int>(flags.integer("image-size", 32, 2048));
     config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
 
-    std::string data_dir = flags.str("data");
-    if (shapes) {
-      ShapesConfig sc;
-      sc.train = static_cast<int>(flags.integer("train-images", 10, 1000000));
-      sc.image_size = 128;
-      sc.seed = 1234;
-      data_dir = flags.str("data-dir");
-      if (!shapes_dataset_is_complete(data_dir, sc)) {
-        std::cout << "generating the shapes dataset in " << data_dir << " ..." << std::endl;
-        generate_shapes_dataset(data_dir, sc, [](int done, int total) {
-          if (done % 500 == 0 || done == total) std::cout << "\r  " << done << "/" << total << std::flush;
-        });
-        std::cout << "\n";
-      }
-    }
-    models::TrainData data;
-    data.train = read_split(data_dir, "train");
-    data.val = read_split(data_dir, "val");
-    if (data.train.problem_count() > 0) std::cout << summarize_problems(data.train) << "\n";
-
+    // Every flag is validated before any work starts.
     models::TrainOptions opt;
     opt.out_dir = flags.str("out");
     opt.epochs = static_cast<int>(flags.given("epochs") ? flags.integer("epochs", 1, 100000) : (shapes ? 12 : 1));
@@ -139,6 +120,27 @@ int main(int argc, char** argv) {
     opt.device = device;
     opt.max_steps = flags.integer("max-steps", -1);
     opt.stop_requested = &g_stop;
+
+    const int train_images = static_cast<int>(flags.integer("train-images", 10, 1000000));
+    std::string data_dir = flags.str("data");
+    if (shapes) {
+      ShapesConfig sc;
+      sc.train = train_images;
+      sc.image_size = 128;
+      sc.seed = 1234;
+      data_dir = flags.str("data-dir");
+      if (!shapes_dataset_is_complete(data_dir, sc)) {
+        std::cout << "generating the shapes dataset in " << data_dir << " ..." << std::endl;
+        generate_shapes_dataset(data_dir, sc, [](int done, int total) {
+          if (done % 500 == 0 || done == total) std::cout << "\r  " << done << "/" << total << std::flush;
+        });
+        std::cout << "\n";
+      }
+    }
+    models::TrainData data;
+    data.train = read_split(data_dir, "train");
+    data.val = read_split(data_dir, "val");
+    if (data.train.problem_count() > 0) std::cout << summarize_problems(data.train) << "\n";
 
     std::unique_ptr<models::Captioner> model;
     if (opt.resume) {
