@@ -6,6 +6,9 @@ LayerNorm(eps 1e-3) -> Linear(V) -> cross-entropy with ignore_index=0 (mean over
 Keras's masked sum/sum) -> Adam(lr 1e-3, eps 1e-7).
 
     python3 bench/decoder_torch.py [--threads N] [--steps 5] [--warmup 2] [--batch 32] ...
+                                   [--profile]
+
+--profile then times each layer alone, forward and backward, as bench_decoder --profile does.
 """
 import argparse
 import sys
@@ -35,6 +38,80 @@ def make_decoder(vocab, units):
     return NotebookDecoder()
 
 
+def time_part(forward, grad_output, leaves, warmup, repeats):
+    """Median wall and CPU ms of forward() and of the backward from its output (seeded with
+    grad_output, or a scalar loss when None); leaf gradients are dropped between runs."""
+    fwd, bwd, fwd_cpu, bwd_cpu = [], [], [], []
+    for i in range(warmup + repeats):
+        for leaf in leaves:
+            leaf.grad = None
+        clock = common.Stopwatch()
+        out = forward()
+        t_forward, c_forward = clock.ms(), clock.cpu_ms()
+        out.backward(grad_output)
+        if i >= warmup:
+            fwd.append(t_forward)
+            bwd.append(clock.ms() - t_forward)
+            fwd_cpu.append(c_forward)
+            bwd_cpu.append(clock.cpu_ms() - c_forward)
+    return [common.median(v) for v in (fwd, bwd, fwd_cpu, bwd_cpu)]
+
+
+def profile_layers(args, model, optimizer, tokens, targets, features):
+    """The per-layer breakdown behind --profile (the same parts as bench_decoder --profile)."""
+    import torch
+    import torch.nn.functional as F
+
+    warmup, repeats = 1, max(3, args.steps)
+    shape = (args.batch, args.tokens, args.units)
+
+    def leaf(*size):
+        return (torch.rand(*size) * 2 - 1).requires_grad_(True)
+
+    grad_hidden = torch.rand(*shape) * 2 - 1
+    gru_input, query, residual, context, normalised = (leaf(*shape) for _ in range(5))
+    logits = leaf(args.batch * args.tokens, args.vocab)
+    grad_logits = (torch.rand(args.batch, args.tokens, args.vocab) * 2 - 1) * 1e-4
+    weights = list(model.parameters())
+
+    def attention(q):
+        scores = torch.bmm(q, features.transpose(1, 2))
+        return torch.bmm(torch.softmax(scores, dim=-1), features)
+
+    parts = [
+        ("embedding (gather / scatter-add)", lambda: model.embedding(tokens), grad_hidden, []),
+        ("GRU over 64 steps", lambda: model.gru(gru_input)[0], grad_hidden, [gru_input]),
+        ("attention (bmm, softmax, bmm)", lambda: attention(query), grad_hidden, [query]),
+        ("add + layer norm", lambda: model.layer_norm(residual + context), grad_hidden,
+         [residual, context]),
+        ("output Dense (512 -> V)", lambda: model.output(normalised), grad_logits, [normalised]),
+        ("masked cross-entropy",
+         lambda: F.cross_entropy(logits, targets.reshape(-1), ignore_index=0), None, [logits]),
+    ]
+    print("\nper-layer profile (pytorch, %d threads): median of %d, each layer alone" % (
+        args.threads, repeats))
+    print("%-32s %10s %10s %10s %10s %10s" % ("part", "fwd ms", "bwd ms", "total ms", "fwd CPU",
+                                              "bwd CPU"))
+    total = 0
+    for name, forward, grad, leaves in parts:
+        f, b, fc, bc = time_part(forward, grad, leaves + weights, warmup, repeats)
+        print("%-32s %10.1f %10.1f %10.1f %10.1f %10.1f" % (name, f, b, f + b, fc, bc))
+        total += f + b
+
+    optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(model(tokens, features).reshape(-1, args.vocab), targets.reshape(-1),
+                    ignore_index=0).backward()
+    adam_ms = []
+    for _ in range(repeats):
+        clock = common.Stopwatch()
+        optimizer.step()
+        adam_ms.append(clock.ms())
+    count = sum(p.numel() for p in weights)
+    print("%-32s %10s %10s %10.1f" % ("Adam (%.2fM parameters)" % (count / 1e6), "", "",
+                                       common.median(adam_ms)))
+    print("%-32s %10s %10s %10.1f" % ("sum of parts", "", "", total + common.median(adam_ms)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=common.default_threads())
@@ -44,6 +121,7 @@ def main():
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--vocab", type=int, default=20000)
     parser.add_argument("--units", type=int, default=512)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -89,6 +167,8 @@ def main():
         "pytorch", args.threads, common.median(step_ms), common.median(forward_ms),
         common.median(backward_ms), common.median(adam_ms), common.median(cpu_ms), rss_peak, rss_peak - rss_before_model,
         common.forward_gemm_flops(args.batch, args.tokens, args.vocab, args.units))
+    if args.profile:
+        profile_layers(args, model, optimizer, tokens, targets, features)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #   bash bench/run.sh [BUILD_DIR]
 #
 # Environment: THREADS (default: all cores), DECODER_STEPS (timed steps, default 5),
+# PROFILE=1 (adds the decoder's per-layer breakdown, glimpse and PyTorch, at 1 thread),
 # IRV2_REPEATS (timed forwards at batch 1, default 3; batch 8 uses half, at least 2),
 # LOG (where the full output goes, default BUILD_DIR/bench-results.log).
 # The decoder also runs at 1 thread. A Python side whose package is missing is skipped with a
@@ -53,6 +54,8 @@ ONE_AND_ALL=1
 say ""
 say "== 1. GEMM and conv2d throughput (bench_gemm --threads $ONE_AND_ALL)"
 run "$BIN/bench_gemm" --threads "$ONE_AND_ALL"
+say "-- the same matmuls through the PyTorch wheel's BLAS, for reference"
+python_side torch gemm_torch.py --threads "$ONE_AND_ALL"
 
 say ""
 say "== 2. decoder training step"
@@ -63,6 +66,16 @@ for t in "${DECODER_THREADS[@]}"; do
   python_side torch decoder_torch.py --threads "$t" --steps "$DECODER_STEPS"
   python_side keras decoder_keras.py --threads "$t" --steps "$DECODER_STEPS"
 done
+
+if [[ "${PROFILE:-0}" == 1 ]]; then
+  say "-- per-layer breakdown at 1 thread"
+  # Their RESULT lines stay out of the log: the summary holds the main runs only.
+  "$BIN/bench_decoder" --threads 1 --steps 3 --warmup 1 --profile 2>&1 | grep -v '^RESULT' | tee -a "$LOG"
+  if has_python_module torch; then
+    python3 "$BENCH_DIR/decoder_torch.py" --threads 1 --steps 3 --warmup 1 --profile 2>&1 |
+      grep -v '^RESULT' | tee -a "$LOG"
+  fi
+fi
 
 say ""
 say "== 3. Inception-ResNet-v2 forward (299x299, batch 1 and 8, $THREADS threads)"

@@ -5,7 +5,7 @@ set -euo pipefail
 BUILD=${1:-build}
 OUT=${DEMO_OUT:-runs/demo}
 DATA=${DEMO_DATA:-data/shapes}
-EPOCHS=${DEMO_EPOCHS:-12}
+EPOCHS=${DEMO_EPOCHS:-8}
 mkdir -p "$OUT"
 
 echo "== 1/3 training the tiny captioner on the shapes dataset (CPU, $EPOCHS epochs) =="
