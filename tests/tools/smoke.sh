@@ -37,8 +37,11 @@ grep -q "corrupt.jpg" "$WORK/err.txt" || fail "no error line for the corrupt ima
   >"$WORK/out.json" || fail "infer --json --beam"
 grep -q '"caption"' "$WORK/out.json" || fail "no JSON caption"
 [ -f "$WORK/att.png" ] || fail "no attention map written"
-"$TOOLS/infer" --model "$WORK/run/checkpoint.h5" --sample --top-k 3 "$WORK/data/images/test" >/dev/null \
+mkdir -p "$WORK/few"
+cp "$IMG1" "$IMG2" "$WORK/few/"
+"$TOOLS/infer" --model "$WORK/run/checkpoint.h5" --sample --top-k 3 "$WORK/few" >"$WORK/dir.txt" \
   || fail "infer --sample on a directory"
+[ "$(wc -l <"$WORK/dir.txt")" -eq 2 ] || fail "a directory of 2 images gave $(wc -l <"$WORK/dir.txt") captions"
 "$TOOLS/infer" --model "$WORK/nope.h5" "$IMG1" 2>"$WORK/err" && fail "a missing checkpoint was accepted"
 grep -q "nope.h5" "$WORK/err" || fail "missing checkpoint message does not name the file"
 
