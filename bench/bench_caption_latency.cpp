@@ -43,8 +43,8 @@ int parse_positive(const std::string& flag, const std::string& text) {
     if (used == text.size() && value > 0) return value;
   } catch (const std::exception&) {
   }
-  throw std::invalid_argument("bench_caption_latency: " + flag + " expects a positive integer, got '" +
-                              text + "'");
+  throw std::invalid_argument("bench_caption_latency: " + flag +
+                              " expects a positive integer, got '" + text + "'");
 }
 
 Options parse_options(int argc, char** argv) {
@@ -52,7 +52,8 @@ Options parse_options(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument("bench_caption_latency: " + arg + " needs a value");
+      if (i + 1 >= argc)
+        throw std::invalid_argument("bench_caption_latency: " + arg + " needs a value");
       return argv[++i];
     };
     if (arg == "--threads") o.threads = parse_positive(arg, value());
@@ -64,12 +65,13 @@ Options parse_options(int argc, char** argv) {
       std::string name;
       while (std::getline(in, name, ',')) {
         if (name != "tiny" && name != "full")
-          throw std::invalid_argument("bench_caption_latency: --models takes tiny and/or full, got '" +
-                                      name + "'");
+          throw std::invalid_argument(
+              "bench_caption_latency: --models takes tiny and/or full, got '" + name + "'");
         o.models.push_back(name);
       }
     } else if (arg == "--help" || arg == "-h") {
-      std::printf("bench_caption_latency [--threads N] [--tokens 20] [--repeats 3] [--models tiny,full]\n");
+      std::printf(
+          "bench_caption_latency [--threads N] [--tokens 20] [--repeats 3] [--models tiny,full]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("bench_caption_latency: unknown flag '" + arg + "' (see --help)");
@@ -89,8 +91,8 @@ double ms_since(Clock::time_point start) {
 }
 
 void bench_model(const std::string& which, const Options& o) {
-  const models::CaptionerConfig config =
-      which == "tiny" ? models::CaptionerConfig::tiny_shapes() : models::CaptionerConfig::notebook();
+  const models::CaptionerConfig config = which == "tiny" ? models::CaptionerConfig::tiny_shapes()
+                                                         : models::CaptionerConfig::notebook();
   models::Captioner model(config, /*seed=*/1);
   model.eval();
   glimpse::Generator gen(2);
@@ -124,8 +126,8 @@ void bench_model(const std::string& which, const Options& o) {
                 static_cast<long long>(config.vocab_size), static_cast<long long>(config.units));
   std::printf("%-50s %8d %12.1f %12.1f %10.2f %12.1f\n", description, o.threads, enc, dec,
               dec / static_cast<double>(std::max<size_t>(1, decoded)), enc + dec);
-  std::printf("RESULT model=%s threads=%d encode_ms=%.2f decode_ms=%.2f tokens=%zu\n", which.c_str(),
-              o.threads, enc, dec, decoded);
+  std::printf("RESULT model=%s threads=%d encode_ms=%.2f decode_ms=%.2f tokens=%zu\n",
+              which.c_str(), o.threads, enc, dec, decoded);
 }
 
 }  // namespace
@@ -136,9 +138,10 @@ int main(int argc, char** argv) {
     omp_set_num_threads(o.threads);
     Eigen::setNbThreads(o.threads);
     glimpse::NoGradGuard no_grad;
-    std::printf("bench_caption_latency (glimpse): one image, encode + greedy decode of %d tokens, "
-                "median of %d runs after 1 warmup\n",
-                o.tokens, o.repeats);
+    std::printf(
+        "bench_caption_latency (glimpse): one image, encode + greedy decode of %d tokens, "
+        "median of %d runs after 1 warmup\n",
+        o.tokens, o.repeats);
     std::printf("%-50s %8s %12s %12s %10s %12s\n", "model", "threads", "encode ms", "decode ms",
                 "ms/token", "total ms");
     for (const std::string& which : o.models) bench_model(which, o);

@@ -76,8 +76,9 @@ Options parse_options(int argc, char** argv) {
     else if (arg == "--units") o.units = value();
     else if (arg == "--profile") o.profile = true;
     else if (arg == "--help" || arg == "-h") {
-      std::printf("bench_decoder [--threads N] [--steps 5] [--warmup 2] [--batch 32] [--tokens 64] "
-                  "[--vocab 20000] [--units 512] [--profile]\n");
+      std::printf(
+          "bench_decoder [--threads N] [--steps 5] [--warmup 2] [--batch 32] [--tokens 64] "
+          "[--vocab 20000] [--units 512] [--profile]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("bench_decoder: unknown flag '" + arg + "' (see --help)");
@@ -119,7 +120,8 @@ void make_batch(const Options& o, std::vector<int32_t>& tokens, std::vector<int3
     const int64_t length = std::min<int64_t>(o.tokens, 39 + (7 * b) % 25);
     for (int64_t t = 0; t < length; ++t)
       tokens[b * o.tokens + t] = 1 + static_cast<int32_t>(gen.below(o.vocab - 1));
-    for (int64_t t = 0; t + 1 < length; ++t) targets[b * o.tokens + t] = tokens[b * o.tokens + t + 1];
+    for (int64_t t = 0; t + 1 < length; ++t)
+      targets[b * o.tokens + t] = tokens[b * o.tokens + t + 1];
   }
 }
 
@@ -127,7 +129,8 @@ void make_batch(const Options& o, std::vector<int32_t>& tokens, std::vector<int3
 // has two backward GEMMs of the same size).
 double forward_gemm_flops(const Options& o) {
   const double rows = static_cast<double>(o.batch * o.tokens), U = static_cast<double>(o.units);
-  const double gru = 2 * rows * U * 3 * U /* input projection */ + 2 * rows * U * 3 * U /* recurrent */;
+  const double gru =
+      2 * rows * U * 3 * U /* input projection */ + 2 * rows * U * 3 * U /* recurrent */;
   const double attention = 2 * 2 * rows * static_cast<double>(o.grid_cells) * U;
   const double output = 2 * rows * U * static_cast<double>(o.vocab);
   return gru + attention + output;
@@ -188,15 +191,16 @@ void profile_layers(const Options& o, nn::Embedding& embedding, nn::GRU& gru,
   Tensor logits = leaf({o.batch, o.tokens, o.vocab});
   Tensor grad_logits = glimpse::random_uniform({o.batch, o.tokens, o.vocab}, -1e-4, 1e-4, gen);
   std::vector<Tensor*> weights;
-  for (const nn::Module* m : std::vector<const nn::Module*>{&embedding, &gru, &layer_norm, &output_dense})
+  for (const nn::Module* m :
+       std::vector<const nn::Module*>{&embedding, &gru, &layer_norm, &output_dense})
     for (const nn::NamedTensor& p : m->named_parameters(true)) weights.push_back(p.tensor);
   auto with_weights = [&](std::vector<Tensor*> leaves) {
     leaves.insert(leaves.end(), weights.begin(), weights.end());
     return leaves;
   };
 
-  std::printf("\nper-layer profile (glimpse, %d threads): median of %d, each layer alone\n", o.threads,
-              repeats);
+  std::printf("\nper-layer profile (glimpse, %d threads): median of %d, each layer alone\n",
+              o.threads, repeats);
   std::printf("%-32s %10s %10s %10s %10s %10s\n", "part", "fwd ms", "bwd ms", "total ms", "fwd CPU",
               "bwd CPU");
   double total = 0;
@@ -206,17 +210,18 @@ void profile_layers(const Options& o, nn::Embedding& embedding, nn::GRU& gru,
     print_part(name, t);
     total += t.forward_ms + t.backward_ms;
   };
-  run("embedding (gather / scatter-add)", [&] { return embedding.forward(tokens); }, grad_hidden, {});
+  run("embedding (gather / scatter-add)", [&] { return embedding.forward(tokens); }, grad_hidden,
+      {});
   run("GRU over 64 steps", [&] { return gru.forward(gru_input).first; }, grad_hidden, {&gru_input});
   run("attention (bmm, softmax, bmm)", [&] { return attention.forward(query, features).output; },
       grad_hidden, {&query});
-  run("add + layer norm",
-      [&] { return layer_norm.forward(glimpse::add(residual, context)); }, grad_hidden,
-      {&residual, &context});
+  run("add + layer norm", [&] { return layer_norm.forward(glimpse::add(residual, context)); },
+      grad_hidden, {&residual, &context});
   run("output Dense (512 -> V)", [&] { return output_dense.forward(normalised); }, grad_logits,
       {&normalised});
   run("masked cross-entropy",
-      [&] { return nn::masked_sparse_categorical_crossentropy(logits, targets); }, Tensor(), {&logits});
+      [&] { return nn::masked_sparse_categorical_crossentropy(logits, targets); }, Tensor(),
+      {&logits});
 
   // Adam over every parameter, with the gradients of one real step in place.
   adam.zero_grad();
@@ -257,15 +262,18 @@ int main(int argc, char** argv) {
     nn::LayerNormalization layer_norm("layer_normalization", o.units, 1e-3);
     nn::Dense output_dense("output_dense", o.units, o.vocab, gen);
     std::vector<nn::NamedTensor> parameters;
-    for (const nn::Module* m : std::vector<const nn::Module*>{&embedding, &gru, &layer_norm, &output_dense})
-      for (const nn::NamedTensor& p : m->named_parameters(/*trainable_only=*/true)) parameters.push_back(p);
+    for (const nn::Module* m :
+         std::vector<const nn::Module*>{&embedding, &gru, &layer_norm, &output_dense})
+      for (const nn::NamedTensor& p : m->named_parameters(/*trainable_only=*/true))
+        parameters.push_back(p);
     nn::Adam adam(parameters, std::make_shared<nn::ConstantLr>(1e-3));
 
     std::vector<int32_t> token_ids, target_ids;
     make_batch(o, token_ids, target_ids);
     const Tensor tokens = Tensor::from_vector(token_ids, {o.batch, o.tokens});
     const Tensor targets = Tensor::from_vector(target_ids, {o.batch, o.tokens});
-    const Tensor features = glimpse::random_uniform({o.batch, o.grid_cells, o.units}, 0.0, 1.0, gen);
+    const Tensor features =
+        glimpse::random_uniform({o.batch, o.grid_cells, o.units}, 0.0, 1.0, gen);
     int64_t real_targets = 0;
     for (int32_t t : target_ids) real_targets += t != 0;
 
@@ -281,7 +289,8 @@ int main(int argc, char** argv) {
       adam.zero_grad();
       auto [sequence, state] = gru.forward(embedding.forward(tokens));
       nn::AttentionResult context = attention.forward(sequence, features);
-      Tensor logits = output_dense.forward(layer_norm.forward(glimpse::add(sequence, context.output)));
+      Tensor logits =
+          output_dense.forward(layer_norm.forward(glimpse::add(sequence, context.output)));
       Tensor loss = nn::masked_sparse_categorical_crossentropy(logits, targets);
       const double loss_value = loss.item();
       const auto t1 = Clock::now();
@@ -302,17 +311,18 @@ int main(int argc, char** argv) {
     const double rss_peak = peak_rss_mib();
     const double step = median(step_ms);
 
-    std::printf("bench_decoder (glimpse): B=%lld T=%lld V=%lld units=%lld features [%lld, %lld, %lld], "
-                "%lld of %lld targets real (%.0f%% padding), threads=%d\n",
-                static_cast<long long>(o.batch), static_cast<long long>(o.tokens),
-                static_cast<long long>(o.vocab), static_cast<long long>(o.units),
-                static_cast<long long>(o.batch), static_cast<long long>(o.grid_cells),
-                static_cast<long long>(o.units), static_cast<long long>(real_targets),
-                static_cast<long long>(o.batch * o.tokens),
-                100.0 * (1.0 - static_cast<double>(real_targets) / static_cast<double>(o.batch * o.tokens)),
-                o.threads);
-    std::printf("loss: first %.4f, last %.4f (ln V = %.4f); %d warmup + %d timed steps\n", first_loss,
-                last_loss, std::log(static_cast<double>(o.vocab)), o.warmup, o.steps);
+    std::printf(
+        "bench_decoder (glimpse): B=%lld T=%lld V=%lld units=%lld features [%lld, %lld, %lld], "
+        "%lld of %lld targets real (%.0f%% padding), threads=%d\n",
+        static_cast<long long>(o.batch), static_cast<long long>(o.tokens),
+        static_cast<long long>(o.vocab), static_cast<long long>(o.units),
+        static_cast<long long>(o.batch), static_cast<long long>(o.grid_cells),
+        static_cast<long long>(o.units), static_cast<long long>(real_targets),
+        static_cast<long long>(o.batch * o.tokens),
+        100.0 * (1.0 - static_cast<double>(real_targets) / static_cast<double>(o.batch * o.tokens)),
+        o.threads);
+    std::printf("loss: first %.4f, last %.4f (ln V = %.4f); %d warmup + %d timed steps\n",
+                first_loss, last_loss, std::log(static_cast<double>(o.vocab)), o.warmup, o.steps);
     std::printf("%-10s %8s %10s %10s %10s %10s %10s %12s %12s %10s\n", "framework", "threads",
                 "step ms", "forward", "backward", "adam", "CPU ms", "peak RSS MiB", "RSS growth",
                 "~GFLOP/s");
@@ -321,9 +331,10 @@ int main(int argc, char** argv) {
                 median(cpu_ms), rss_peak, rss_peak - rss_before_model,
                 3 * forward_gemm_flops(o) / (step * 1e-3) * 1e-9);
     // One machine-readable line for bench/run.sh's side-by-side table.
-    std::printf("RESULT framework=glimpse threads=%d step_ms=%.2f cpu_ms=%.2f peak_rss_mib=%.1f "
-                "rss_growth_mib=%.1f\n",
-                o.threads, step, median(cpu_ms), rss_peak, rss_peak - rss_before_model);
+    std::printf(
+        "RESULT framework=glimpse threads=%d step_ms=%.2f cpu_ms=%.2f peak_rss_mib=%.1f "
+        "rss_growth_mib=%.1f\n",
+        o.threads, step, median(cpu_ms), rss_peak, rss_peak - rss_before_model);
     if (o.profile)
       profile_layers(o, embedding, gru, attention, layer_norm, output_dense, adam, tokens, targets,
                      features);

@@ -54,8 +54,8 @@ std::vector<int> parse_int_list(const std::string& text, const char* flag) {
     try {
       values.push_back(std::stoi(item));
     } catch (const std::exception&) {
-      throw std::invalid_argument(std::string("bench_gemm: ") + flag + " expects integers like 1,2, got '" +
-                                  text + "'");
+      throw std::invalid_argument(std::string("bench_gemm: ") + flag +
+                                  " expects integers like 1,2, got '" + text + "'");
     }
     if (values.back() <= 0)
       throw std::invalid_argument(std::string("bench_gemm: ") + flag + " values must be positive");
@@ -78,7 +78,8 @@ Options parse_options(int argc, char** argv) {
     else if (arg == "--long") options.long_run = true;
     else if (arg == "--help" || arg == "-h") {
       std::printf(
-          "bench_gemm [--threads 1,2] [--repeats 5] [--min-seconds 0.5] [--conv-batch 1] [--long]\n");
+          "bench_gemm [--threads 1,2] [--repeats 5] [--min-seconds 0.5] [--conv-batch 1] "
+          "[--long]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("bench_gemm: unknown flag '" + arg + "' (see --help)");
@@ -158,9 +159,7 @@ void eigen_product(const MatmulCase& c, const float* a, const float* b, float* o
   else out_map.noalias() = a_map.transpose() * b_map.transpose();
 }
 
-void print_rule() {
-  std::printf("%s\n", std::string(133, '-').c_str());
-}
+void print_rule() { std::printf("%s\n", std::string(133, '-').c_str()); }
 
 void print_header(const char* first, const char* second, const char* ours, const char* theirs) {
   print_rule();
@@ -177,14 +176,15 @@ void print_row(const char* first, const char* second, int threads, double flops,
   std::printf("%-28s %-27s %3d | %10.1f %10.1f %5.0f%% | %10.1f %10.1f %5.0f%%%s\n", first, second,
               threads, flops / ours.wall_seconds * 1e-9, flops / reference.wall_seconds * 1e-9,
               100.0 * reference.wall_seconds / ours.wall_seconds, flops / ours.cpu_seconds * 1e-9,
-              flops / reference.cpu_seconds * 1e-9, 100.0 * reference.cpu_seconds / ours.cpu_seconds,
-              note);
+              flops / reference.cpu_seconds * 1e-9,
+              100.0 * reference.cpu_seconds / ours.cpu_seconds, note);
 }
 
 void bench_matmuls(const std::vector<MatmulCase>& cases, const Options& options) {
   glimpse::Generator gen(1);
-  std::printf("\nmatmul: glimpse::matmul (op: checks + output allocation + GEMM) vs raw Eigen GEMM, "
-              "GFLOP/s\n");
+  std::printf(
+      "\nmatmul: glimpse::matmul (op: checks + output allocation + GEMM) vs raw Eigen GEMM, "
+      "GFLOP/s\n");
   print_header("shape", "case", "glimpse", "Eigen");
   for (const MatmulCase& c : cases) {
     Tensor a = c.trans_a ? random_matrix(c.K, c.M, gen) : random_matrix(c.M, c.K, gen);
@@ -224,9 +224,10 @@ struct ConvCase {
 void bench_convs(const std::vector<ConvCase>& cases, const Options& options) {
   glimpse::Generator gen(2);
   const int64_t N = options.conv_batch;
-  std::printf("\nconv2d (NHWC, batch %lld): glimpse::conv2d (im2col + GEMM) vs Eigen GEMM of the same "
-              "M=N*OH*OW, N=COUT, K=KH*KW*C\n",
-              static_cast<long long>(N));
+  std::printf(
+      "\nconv2d (NHWC, batch %lld): glimpse::conv2d (im2col + GEMM) vs Eigen GEMM of the same "
+      "M=N*OH*OW, N=COUT, K=KH*KW*C\n",
+      static_cast<long long>(N));
   print_header("input -> output", "kernel", "conv", "GEMM");
   for (const ConvCase& c : cases) {
     Tensor x = glimpse::random_uniform({N, c.H, c.W, c.C}, -1.0, 1.0, gen);
@@ -241,10 +242,10 @@ void bench_convs(const std::vector<ConvCase>& cases, const Options& options) {
     const MatmulCase gemm_shape{"", M, c.COUT, K, false, false};
 
     char shape[64], kernel_text[48];
-    std::snprintf(shape, sizeof shape, "%lldx%lldx%lld -> %lldx%lldx%lld", static_cast<long long>(c.H),
-                  static_cast<long long>(c.W), static_cast<long long>(c.C),
-                  static_cast<long long>(ph.out), static_cast<long long>(pw.out),
-                  static_cast<long long>(c.COUT));
+    std::snprintf(shape, sizeof shape, "%lldx%lldx%lld -> %lldx%lldx%lld",
+                  static_cast<long long>(c.H), static_cast<long long>(c.W),
+                  static_cast<long long>(c.C), static_cast<long long>(ph.out),
+                  static_cast<long long>(pw.out), static_cast<long long>(c.COUT));
     std::snprintf(kernel_text, sizeof kernel_text, "%dx%d/%d %s (%s)", c.KH, c.KW, c.stride,
                   glimpse::padding_name(c.padding), c.label);
     for (int threads : options.threads) {
@@ -253,11 +254,14 @@ void bench_convs(const std::vector<ConvCase>& cases, const Options& options) {
       const Timing conv = median_timing(
           [&] { Tensor y = glimpse::conv2d(x, kernel, c.stride, c.stride, c.padding); }, options);
       const Timing gemm = median_timing(
-          [&] { eigen_product(gemm_shape, lhs.data<float>(), kernel.data<float>(), gemm_out.data()); },
+          [&] {
+            eigen_product(gemm_shape, lhs.data<float>(), kernel.data<float>(), gemm_out.data());
+          },
           options);
-      const bool below_target = gemm.wall_seconds / conv.wall_seconds < 0.6 &&
-                                gemm.cpu_seconds / conv.cpu_seconds < 0.6;
-      print_row(shape, kernel_text, threads, flops, conv, gemm, below_target ? "  < 60% target" : "");
+      const bool below_target =
+          gemm.wall_seconds / conv.wall_seconds < 0.6 && gemm.cpu_seconds / conv.cpu_seconds < 0.6;
+      print_row(shape, kernel_text, threads, flops, conv, gemm,
+                below_target ? "  < 60% target" : "");
     }
   }
   print_rule();
@@ -269,7 +273,8 @@ int main(int argc, char** argv) {
   try {
     const Options options = parse_options(argc, argv);
     glimpse::NoGradGuard no_grad;
-    std::printf("bench_gemm: float32, median of >= %d repeats after 1 warmup, threads:", options.repeats);
+    std::printf("bench_gemm: float32, median of >= %d repeats after 1 warmup, threads:",
+                options.repeats);
     for (int t : options.threads) std::printf(" %d", t);
     std::printf(" (omp_get_max_threads at start: %d)\n", omp_get_max_threads());
 
@@ -286,7 +291,8 @@ int main(int argc, char** argv) {
         {"output Dense dX", 2048, 512, 20000, false, true},
         {"output Dense dW", 512, 20000, 2048, true, false},
     };
-    if (options.long_run) matmuls.insert(matmuls.begin() + 1, {"square", 2048, 2048, 2048, false, false});
+    if (options.long_run)
+      matmuls.insert(matmuls.begin() + 1, {"square", 2048, 2048, 2048, false, false});
     bench_matmuls(matmuls, options);
 
     using glimpse::Padding;

@@ -65,7 +65,8 @@ Options parse_options(int argc, char** argv) {
         if (used == text.size() && v > 0) return v;
       } catch (const std::exception&) {
       }
-      throw std::invalid_argument("bench_gpu: " + arg + " expects a positive number, got '" + text + "'");
+      throw std::invalid_argument("bench_gpu: " + arg + " expects a positive number, got '" + text +
+                                  "'");
     };
     if (arg == "--device") {
       const std::string d = value();
@@ -79,8 +80,9 @@ Options parse_options(int argc, char** argv) {
     else if (arg == "--train-batch") o.train_batch = static_cast<int64_t>(number(value()));
     else if (arg == "--skip-train") o.train = false;
     else if (arg == "--help" || arg == "-h") {
-      std::printf("bench_gpu [--device cuda|cpu] [--peak-tflops 67] [--repeats 10] [--train-steps 5]\n"
-                  "          [--batch 32] [--train-batch 32] [--skip-train]\n");
+      std::printf(
+          "bench_gpu [--device cuda|cpu] [--peak-tflops 67] [--repeats 10] [--train-steps 5]\n"
+          "          [--batch 32] [--train-batch 32] [--skip-train]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("bench_gpu: unknown flag '" + arg + "' (see --help)");
@@ -118,7 +120,8 @@ void print_row(const char* what, int64_t batch, double seconds, double gflop, co
               seconds * 1e3, static_cast<double>(batch) / seconds, tflops,
               100.0 * tflops / o.peak_tflops);
   std::printf("RESULT bench=\"%s\" batch=%lld ms=%.3f images_per_s=%.2f tflops=%.3f\n", what,
-              static_cast<long long>(batch), seconds * 1e3, static_cast<double>(batch) / seconds, tflops);
+              static_cast<long long>(batch), seconds * 1e3, static_cast<double>(batch) / seconds,
+              tflops);
 }
 
 // The caption batch of bench_decoder.cpp: ~20% padding, ids uniform in [1, V).
@@ -138,10 +141,12 @@ void caption_batch(int64_t batch, int64_t tokens, int64_t vocab, glimpse::Genera
 // and the weight gradient; the frozen encoder needs no input gradient) and the decoder (x3).
 double train_gemm_gflop_beyond_encoder(const models::CaptionerConfig& c, int64_t batch,
                                        int64_t cells, int64_t encoder_channels) {
-  const double rows = static_cast<double>(batch * c.max_caption_len), U = static_cast<double>(c.units);
+  const double rows = static_cast<double>(batch * c.max_caption_len),
+               U = static_cast<double>(c.units);
   const double feature_dense = 2 * 2.0 * static_cast<double>(batch * cells * encoder_channels) * U;
   const double decoder_forward = 2 * rows * static_cast<double>(c.embedding_dim) * 3 * U +
-                                 2 * rows * U * 3 * U + 2 * 2 * rows * static_cast<double>(cells) * U +
+                                 2 * rows * U * 3 * U +
+                                 2 * 2 * rows * static_cast<double>(cells) * U +
                                  2 * rows * U * static_cast<double>(c.vocab_size);
   return (feature_dense + 3 * decoder_forward) * 1e-9;
 }
@@ -160,11 +165,12 @@ int main(int argc, char** argv) {
     model.to(o.device);
     glimpse::Generator gen(1);
 
-    std::printf("bench_gpu (glimpse): device %s, FP32, peak for the %% column %.1f TFLOP/s "
-                "(--peak-tflops), GEMM/conv FLOPs only\n",
-                glimpse::device_name(o.device), o.peak_tflops);
-    std::printf("%-34s %6s %10s %12s %10s %10s\n", "benchmark", "batch", "ms", "images/s", "TFLOP/s",
-                "of peak");
+    std::printf(
+        "bench_gpu (glimpse): device %s, FP32, peak for the %% column %.1f TFLOP/s "
+        "(--peak-tflops), GEMM/conv FLOPs only\n",
+        glimpse::device_name(o.device), o.peak_tflops);
+    std::printf("%-34s %6s %10s %12s %10s %10s\n", "benchmark", "batch", "ms", "images/s",
+                "TFLOP/s", "of peak");
 
     // (a) Inference: the encoder alone, no graph.
     {
@@ -173,12 +179,12 @@ int main(int argc, char** argv) {
       std::vector<int64_t> batches{o.inference_batch};
       if (o.inference_batch != 1) batches.push_back(1);
       for (int64_t batch : batches) {
-        Tensor images = glimpse::random_uniform({batch, config.image_size, config.image_size, 3}, -1.0,
-                                                1.0, gen)
+        Tensor images = glimpse::random_uniform({batch, config.image_size, config.image_size, 3},
+                                                -1.0, 1.0, gen)
                             .to(o.device);
         const int repeats = batch == 1 ? 2 * o.repeats : o.repeats;
-        const double s =
-            timed_on_device(o.device, 2, repeats, [&] { Tensor f = model.encoder->forward(images); });
+        const double s = timed_on_device(o.device, 2, repeats,
+                                         [&] { Tensor f = model.encoder->forward(images); });
         print_row(batch == 1 ? "IRv2 inference (latency)" : "IRv2 inference", batch, s,
                   kGflopPerImage * static_cast<double>(batch), o);
       }
@@ -193,7 +199,8 @@ int main(int argc, char** argv) {
       std::vector<int32_t> ids, target_ids;
       caption_batch(B, config.max_caption_len, config.vocab_size, gen, ids, target_ids);
       const Tensor tokens = Tensor::from_vector(ids, {B, config.max_caption_len}).to(o.device);
-      const Tensor targets = Tensor::from_vector(target_ids, {B, config.max_caption_len}).to(o.device);
+      const Tensor targets =
+          Tensor::from_vector(target_ids, {B, config.max_caption_len}).to(o.device);
       const Tensor images =
           glimpse::random_uniform({B, config.image_size, config.image_size, 3}, -1.0, 1.0, gen)
               .to(o.device);

@@ -160,12 +160,14 @@ def main():
     rss_peak = common.peak_rss_mib()
 
     print("decoder_torch: torch %s, B=%d T=%d V=%d units=%d, threads=%d (intra-op)" % (
-        torch.__version__, args.batch, args.tokens, args.vocab, args.units, torch.get_num_threads()))
+        torch.__version__, args.batch, args.tokens, args.vocab, args.units,
+        torch.get_num_threads()))
     print("loss: first %.4f, last %.4f; %d warmup + %d timed steps" % (
         losses[0], losses[-1], args.warmup, args.steps))
     common.print_decoder_row(
         "pytorch", args.threads, common.median(step_ms), common.median(forward_ms),
-        common.median(backward_ms), common.median(adam_ms), common.median(cpu_ms), rss_peak, rss_peak - rss_before_model,
+        common.median(backward_ms), common.median(adam_ms), common.median(cpu_ms), rss_peak,
+        rss_peak - rss_before_model,
         common.forward_gemm_flops(args.batch, args.tokens, args.vocab, args.units))
     if args.profile:
         profile_layers(args, model, optimizer, tokens, targets, features)

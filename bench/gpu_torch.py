@@ -118,7 +118,8 @@ def main():
                       batch, s, inception_torch.GFLOP_PER_IMAGE * batch, args.peak_tflops)
         x = images(args.batch)
         s = timed_on_device(synchronize, lambda: train_step(x), 2, args.train_steps)
-        gflop = inception_torch.GFLOP_PER_IMAGE * args.batch + train_gemm_gflop_beyond_encoder(args.batch)
+        gflop = (inception_torch.GFLOP_PER_IMAGE * args.batch
+                 + train_gemm_gflop_beyond_encoder(args.batch))
         print_row(precision, "captioner train step (frozen IRv2)", args.batch, s, gflop,
                   args.peak_tflops)
     if on_gpu:

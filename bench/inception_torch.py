@@ -145,7 +145,8 @@ def count_conv_gflop(model, image_size=IMAGE_SIZE):
 def keras_parameter_count(model):
     """Parameters + BN moving statistics, without the BN gammas Keras does not have (scale=False):
     54,336,736 for Keras's include_top=False model."""
-    params = sum(p.numel() for name, p in model.named_parameters() if not name.endswith("bn.weight"))
+    params = sum(p.numel() for name, p in model.named_parameters()
+                 if not name.endswith("bn.weight"))
     return params + sum(b.numel() for name, b in model.named_buffers() if "running" in name)
 
 
@@ -197,9 +198,9 @@ def main():
     model = build_inception_resnet_v2().eval()
     gflop, out_shape = count_conv_gflop(model)
     layout = "NHWC (ch-last)" if args.channels_last else "NCHW"
-    print("inception_torch: torch %s, %d Keras-countable weights, output %s, conv GFLOP/image %.2f, "
-          "layout %s, threads=%d" % (torch.__version__, keras_parameter_count(model), out_shape, gflop,
-                                     layout, torch.get_num_threads()))
+    print("inception_torch: torch %s, %d Keras-countable weights, output %s, conv GFLOP/image "
+          "%.2f, layout %s, threads=%d" % (torch.__version__, keras_parameter_count(model),
+                                           out_shape, gflop, layout, torch.get_num_threads()))
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     print_inception_header()

@@ -70,7 +70,8 @@ done
 if [[ "${PROFILE:-0}" == 1 ]]; then
   say "-- per-layer breakdown at 1 thread"
   # Their RESULT lines stay out of the log: the summary holds the main runs only.
-  "$BIN/bench_decoder" --threads 1 --steps 3 --warmup 1 --profile 2>&1 | grep -v '^RESULT' | tee -a "$LOG"
+  "$BIN/bench_decoder" --threads 1 --steps 3 --warmup 1 --profile 2>&1 | grep -v '^RESULT' |
+    tee -a "$LOG"
   if has_python_module torch; then
     python3 "$BENCH_DIR/decoder_torch.py" --threads 1 --steps 3 --warmup 1 --profile 2>&1 |
       grep -v '^RESULT' | tee -a "$LOG"
