@@ -17,6 +17,16 @@ std::vector<float> load_image_for_model(const std::string& path, int size, Pixel
   return preprocess_image(read_jpeg(path), size, scaling);
 }
 
+Tokenizer build_caption_tokenizer(const CaptionDataset& data, size_t max_tokens,
+                                  int sequence_length) {
+  std::vector<std::string> texts;
+  for (const CaptionedImage& image : data.images)
+    for (const std::string& caption : image.captions) texts.push_back(with_markers(caption));
+  Tokenizer tokenizer(sequence_length);
+  tokenizer.adapt(texts, max_tokens);
+  return tokenizer;
+}
+
 void CaptionBatcher::caption_ids(const Tokenizer& tokenizer, const std::string& caption,
                                  std::vector<int32_t>& input, std::vector<int32_t>& target) {
   input = tokenizer.encode(with_markers(caption));

@@ -72,6 +72,11 @@ class CaptionBatcher {
   std::vector<std::string> bad_messages_;
 };
 
+// A tokenizer adapted (as Keras's TextVectorization.adapt) on every caption of `data`, each wrapped
+// in <start> ... <end>, as the notebook does.
+Tokenizer build_caption_tokenizer(const CaptionDataset& data, size_t max_tokens,
+                                  int sequence_length);
+
 // Reads and preprocesses one image file into [S, S, 3] floats (throws with the path on failure).
 std::vector<float> load_image_for_model(const std::string& path, int size, PixelScaling scaling);
 

@@ -29,10 +29,7 @@ struct Setup {
     generate_shapes_dataset((root / "d").string(), sc);
     data = read_coco_captions((root / "d/annotations/captions_train.json").string(),
                               (root / "d/images/train").string());
-    std::vector<std::string> texts;
-    for (auto& im : data.images)
-      for (auto& c : im.captions) texts.push_back(with_markers(c));
-    tokenizer.adapt(texts, 40);
+    tokenizer = build_caption_tokenizer(data, 40, 12);
   }
   ~Setup() { fs::remove_all(root); }
 };

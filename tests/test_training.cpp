@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "io/batches.h"
 #include "io/shapes_dataset.h"
 #include "models/training.h"
 
@@ -30,11 +31,7 @@ struct TinySetup {
                                     (root / "data/images/train").string());
     data.val = read_coco_captions((root / "data/annotations/captions_val.json").string(),
                                   (root / "data/images/val").string());
-    std::vector<std::string> texts;
-    for (const auto& im : data.train.images)
-      for (const auto& c : im.captions) texts.push_back(with_markers(c));
-    data.tokenizer = Tokenizer(16);
-    data.tokenizer.adapt(texts, 64);
+    data.tokenizer = build_caption_tokenizer(data.train, 64, 16);
     config = CaptionerConfig::tiny_shapes();
     config.vocab_size = static_cast<int64_t>(data.tokenizer.vocabulary_size());
     config.max_caption_len = 16;

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "io/batches.h"
 #include "io/captions.h"
 #include "io/checkpoint.h"
 #include "io/shapes_dataset.h"
@@ -151,11 +152,8 @@ int main(int argc, char** argv) {
       data.tokenizer = Tokenizer(meta.vocabulary, meta.model_config.value("sequence_length",
                                                                           static_cast<int>(config.max_caption_len)));
     } else {
-      std::vector<std::string> texts;
-      for (const auto& im : data.train.images)
-        for (const auto& c : im.captions) texts.push_back(with_markers(c));
-      data.tokenizer = Tokenizer(static_cast<int>(config.max_caption_len));
-      data.tokenizer.adapt(texts, static_cast<size_t>(config.vocab_size));
+      data.tokenizer = build_caption_tokenizer(data.train, static_cast<size_t>(config.vocab_size),
+                                               static_cast<int>(config.max_caption_len));
       config.vocab_size = static_cast<int64_t>(data.tokenizer.vocabulary_size());
       model = std::make_unique<models::Captioner>(config, opt.seed);
       if (flags.given("keras-weights")) {
