@@ -92,6 +92,9 @@ void gru_step_backward(const float* gh, const float* gates, const float* hp, con
 void dropout_mask(float* mask, int64_t n, float p, uint64_t seed, uint64_t offset);
 void adam_update(float* w, const float* g, float* m, float* v, int64_t n, float lr_t, float b1,
                  float b2, float eps);
+void adam_update_multi(float* const* w, const float* const* g, float* const* m,
+                       float* const* v, const int64_t* n, int64_t count, float lr_t, float b1,
+                       float b2, float eps);
 void sgd_update(float* w, const float* g, float* vel, int64_t n, float lr, float momentum,
                 bool nesterov);
 

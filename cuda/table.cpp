@@ -60,6 +60,7 @@ const Kernels<float>& kernels_f32() {
       .argmax_rows = detail::argmax_rows,
       .topk_rows = detail::topk_rows,
       .adam_update = detail::adam_update,
+      .adam_update_multi = detail::adam_update_multi,
       .sgd_update = detail::sgd_update,
   };
   return table;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "tensor/autograd.h"
+#include "tensor/kernels.h"
 #include "tensor/ops.h"
 
 namespace glimpse::nn {
@@ -75,15 +76,85 @@ Adam::Adam(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> sche
            double b2, double eps)
     : Optimizer(std::move(parameters), std::move(schedule)), beta1(b1), beta2(b2), epsilon(eps) {}
 
+namespace {
+
+// The parameters of one Adam step that have a gradient, with their state.
+struct AdamWork {
+  std::vector<Tensor*> w;
+  std::vector<Tensor> g;  // contiguous
+  std::vector<Tensor*> m, v;
+};
+
+bool same_layout(const Tensor& w, const Tensor& other) {
+  return other.defined() && other.dtype() == w.dtype() && other.device() == w.device() &&
+         other.shape() == w.shape() && other.is_contiguous();
+}
+
+// The fused path takes every tensor in one kernel call, so it needs them all on one device with
+// one float dtype, and each operand laid out as the kernel expects. Anything else goes through
+// adam_update_ one tensor at a time, whose checks name what is wrong.
+bool can_fuse(const AdamWork& work) {
+  if (work.w.empty()) return false;
+  const Tensor& first = *work.w[0];
+  if (first.dtype() != DType::F32 && first.dtype() != DType::F64) return false;
+  for (size_t i = 0; i < work.w.size(); ++i) {
+    const Tensor& w = *work.w[i];
+    if (w.dtype() != first.dtype() || w.device() != first.device() || !w.is_contiguous())
+      return false;
+    if (!same_layout(w, work.g[i]) || !same_layout(w, *work.m[i]) || !same_layout(w, *work.v[i]))
+      return false;
+  }
+  return true;
+}
+
+template <class T>
+void fused_adam_update(const Kernels<T>& kernels, const AdamWork& work, double lr_t, double beta1,
+                       double beta2, double eps) {
+  const size_t count = work.w.size();
+  std::vector<T*> w(count), m(count), v(count);
+  std::vector<const T*> g(count);
+  std::vector<int64_t> n(count);
+  for (size_t i = 0; i < count; ++i) {
+    w[i] = work.w[i]->data<T>();
+    g[i] = work.g[i].data<T>();
+    m[i] = work.m[i]->data<T>();
+    v[i] = work.v[i]->data<T>();
+    n[i] = work.w[i]->numel();
+  }
+  kernels.adam_update_multi(w.data(), g.data(), m.data(), v.data(), n.data(),
+                            static_cast<int64_t>(count), static_cast<T>(lr_t),
+                            static_cast<T>(beta1), static_cast<T>(beta2), static_cast<T>(eps));
+}
+
+}  // namespace
+
 void Adam::step() {
   NoGradGuard no_grad;
   const double lr = schedule_->at(iterations_);
   const double t = static_cast<double>(iterations_ + 1);
   const double lr_t = lr * std::sqrt(1.0 - std::pow(beta2, t)) / (1.0 - std::pow(beta1, t));
+  AdamWork work;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = params_[i].tensor->grad();
     if (!g.defined()) continue;
-    adam_update_(*params_[i].tensor, g, slots_a_[i], slots_b_[i], lr_t, beta1, beta2, epsilon);
+    work.w.push_back(params_[i].tensor);
+    work.g.push_back(g.contiguous());
+    work.m.push_back(&slots_a_[i]);
+    work.v.push_back(&slots_b_[i]);
+  }
+  // Adam fused over all parameters: one kernel call (on the GPU one launch) for the whole model.
+  // Each element gets the same arithmetic as adam_update_, so the results are identical.
+  if (can_fuse(work)) {
+    const Device device = work.w[0]->device();
+    if (work.w[0]->dtype() == DType::F32) {
+      fused_adam_update(kernels_f32(device), work, lr_t, beta1, beta2, epsilon);
+    } else {
+      fused_adam_update(kernels_f64(device), work, lr_t, beta1, beta2, epsilon);
+    }
+  } else {
+    for (size_t i = 0; i < work.w.size(); ++i) {
+      adam_update_(*work.w[i], work.g[i], *work.m[i], *work.v[i], lr_t, beta1, beta2, epsilon);
+    }
   }
   ++iterations_;
 }

@@ -67,6 +67,8 @@ class Optimizer {
 
 // Keras Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), t = 1, 2, ...
+// step() updates every parameter in one kernel call (adam_update_multi: one launch on the GPU)
+// when they all share a device and dtype, else tensor by tensor; the results are the same.
 class Adam : public Optimizer {
  public:
   Adam(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedule,

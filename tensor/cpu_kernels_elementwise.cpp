@@ -1,11 +1,13 @@
 // CPU element-wise kernels: fill, casts, axpy, copy_2d, unary maps and their derivatives,
-// broadcasting binary ops, where, dropout masks and the optimizer updates.
+// broadcasting binary ops, where, dropout masks and the optimizer updates (Adam per tensor and
+// over many tensors at once, SGD).
 // Transcendental maps go through Eigen's array functions, which are SIMD-vectorised without
 // -ffast-math; simple maps are plain loops the compiler vectorises.
 #include <Eigen/Core>
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "tensor/counter_rng.h"
 #include "tensor/cpu_kernels_impl.h"
@@ -233,18 +235,54 @@ void dropout_mask(T* mask, int64_t n, T p, uint64_t seed, uint64_t offset) {
   });
 }
 
+// Elements [begin, end) of one tensor. The one place Adam's arithmetic is written, so the
+// per-tensor and the multi-tensor entries give bit-identical results.
+template <class T>
+inline void adam_range(T* w, const T* g, T* m, T* v, int64_t begin, int64_t end, T lr_t, T b1,
+                       T b2, T eps) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T gi = g[i];
+    const T mi = b1 * m[i] + (T(1) - b1) * gi;
+    const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= lr_t * mi / (std::sqrt(vi) + eps);
+  }
+}
+
 template <class T>
 void adam_update(T* w, const T* g, T* m, T* v, int64_t n, T lr_t, T b1, T b2, T eps) {
   for_each_chunk(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T gi = g[i];
-      const T mi = b1 * m[i] + (T(1) - b1) * gi;
-      const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      w[i] -= lr_t * mi / (std::sqrt(vi) + eps);
-    }
+    adam_range(w, g, m, v, begin, end, lr_t, b1, b2, eps);
   });
+}
+
+// Every tensor is cut into kChunk-element chunks (as for_each_chunk would cut it alone), and the
+// chunks of all tensors form one parallel loop: a model's many small tensors (biases, norms) share
+// one OpenMP team instead of each running alone, and large ones still split across threads.
+template <class T>
+void adam_update_multi(T* const* w, const T* const* g, T* const* m, T* const* v, const int64_t* n,
+                       int64_t count, T lr_t, T b1, T b2, T eps) {
+  if (count <= 0) return;
+  // chunk_start[k] = index of tensor k's first chunk in the flattened list; chunk_start[count] =
+  // the number of chunks. Empty tensors own no chunk.
+  std::vector<int64_t> chunk_start(static_cast<size_t>(count) + 1, 0);
+  int64_t total = 0;
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t size = std::max<int64_t>(n[k], 0);
+    chunk_start[k + 1] = chunk_start[k] + (size + kChunk - 1) / kChunk;
+    total += size;
+  }
+  const int64_t num_chunks = chunk_start[count];
+#pragma omp parallel for schedule(static) if (num_chunks > 1 && total >= kParallelGrain)
+  for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+    // The owner is the last tensor starting at or before this chunk (empty tensors share their
+    // start with the next tensor, so they are never chosen).
+    const int64_t k =
+        std::upper_bound(chunk_start.begin(), chunk_start.end(), chunk) - chunk_start.begin() - 1;
+    const int64_t begin = (chunk - chunk_start[k]) * kChunk;
+    adam_range(w[k], g[k], m[k], v[k], begin, std::min(n[k], begin + kChunk), lr_t, b1, b2, eps);
+  }
 }
 
 // With momentum == 0 the velocity buffer may be null: plain w -= lr g.
@@ -278,6 +316,7 @@ void add_elementwise_kernels(Kernels<T>& table) {
   table.where = where<T>;
   table.dropout_mask = dropout_mask<T>;
   table.adam_update = adam_update<T>;
+  table.adam_update_multi = adam_update_multi<T>;
   table.sgd_update = sgd_update<T>;
 }
 

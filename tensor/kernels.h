@@ -167,6 +167,11 @@ struct Kernels {
 
   // Keras Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr_t m / (sqrt(v) + eps).
   void (*adam_update)(T* w, const T* g, T* m, T* v, int64_t n, T lr_t, T b1, T b2, T eps);
+  // The same update over `count` tensors in one call (Adam fused over all parameters): tensor k
+  // has n[k] elements (0 allowed) at w[k], g[k], m[k], v[k]. The five arrays are host memory
+  // holding this device's pointers; every element gets exactly adam_update's arithmetic.
+  void (*adam_update_multi)(T* const* w, const T* const* g, T* const* m, T* const* v,
+                            const int64_t* n, int64_t count, T lr_t, T b1, T b2, T eps);
   // SGD with momentum (Keras): vel = momentum vel - lr g; w += vel (nesterov: w += momentum vel - lr g).
   void (*sgd_update)(T* w, const T* g, T* vel, int64_t n, T lr, T momentum, bool nesterov);
 };

@@ -1,6 +1,7 @@
 // CPU backend: element-wise kernels — unary maps (values vs the C library, derivatives by finite
 // differences), broadcasting binary ops vs a naive multi-index loop, where/fill/casts/axpy/copy_2d,
-// dropout masks (statistics, determinism), and Adam / SGD against values from TensorFlow.
+// dropout masks (statistics, determinism), Adam / SGD against values from TensorFlow, and Adam fused
+// over many tensors (the kernel and nn::Adam's use of it) against the per-tensor update.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -8,8 +9,12 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
+#include "nn/optim.h"
 #include "tensor/counter_rng.h"
+#include "tensor/ops.h"
 #include "test_cpu_kernels_util.h"
 
 using namespace glimpse;
@@ -364,4 +369,112 @@ TEST_CASE("sgd_update: Keras momentum and nesterov, two steps") {
   std::vector<float> w = {1.0f}, g = {0.5f};
   kf().sgd_update(w.data(), g.data(), nullptr, 1, 0.1f, 0.0f, false);  // no momentum buffer
   CHECK(w[0] == doctest::Approx(0.95f));
+}
+
+template <class T>
+const Kernels<T>& kernels_of() {
+  if constexpr (std::is_same_v<T, float>) {
+    return kf();
+  } else {
+    return kd();
+  }
+}
+
+// Adam fused over many tensors must be the per-tensor update exactly: same arithmetic per element,
+// only the loop around it differs. Odd sizes, empty and one-element tensors, and tensors long
+// enough to be split into several chunks across threads.
+template <class T>
+void check_adam_multi_matches_per_tensor() {
+  const std::vector<int64_t> sizes = {5, 0, 1, 70001, 16384, 3, 0, 16385, 33, 1};
+  const size_t count = sizes.size();
+  std::vector<std::vector<T>> w1(count), m1(count), v1(count);
+  for (size_t k = 0; k < count; ++k) {
+    w1[k] = random_vector<T>(sizes[k], 100 + static_cast<uint32_t>(k));
+    m1[k] = std::vector<T>(sizes[k], T(0));
+    v1[k] = std::vector<T>(sizes[k], T(0));
+  }
+  auto w2 = w1, m2 = m1, v2 = v1;
+  const Kernels<T>& kernels = kernels_of<T>();
+  const T b1 = T(0.9), b2 = T(0.999), eps = T(1e-7);
+  for (int step = 1; step <= 3; ++step) {
+    const T lr_t = static_cast<T>(0.01 * std::sqrt(1 - std::pow(0.999, step)) / (1 - std::pow(0.9, step)));
+    std::vector<std::vector<T>> grads(count);
+    for (size_t k = 0; k < count; ++k) {
+      grads[k] = random_vector<T>(sizes[k], 1000 * step + static_cast<uint32_t>(k), -2.0, 2.0);
+      kernels.adam_update(w1[k].data(), grads[k].data(), m1[k].data(), v1[k].data(), sizes[k],
+                          lr_t, b1, b2, eps);
+    }
+    std::vector<T*> w(count), m(count), v(count);
+    std::vector<const T*> g(count);
+    for (size_t k = 0; k < count; ++k) {
+      w[k] = w2[k].data();
+      g[k] = grads[k].data();
+      m[k] = m2[k].data();
+      v[k] = v2[k].data();
+    }
+    kernels.adam_update_multi(w.data(), g.data(), m.data(), v.data(), sizes.data(),
+                              static_cast<int64_t>(count), lr_t, b1, b2, eps);
+  }
+  for (size_t k = 0; k < count; ++k) {
+    INFO("tensor " << k << " of " << sizes[k] << " elements");
+    CHECK(w2[k] == w1[k]);  // bit-identical, not merely close
+    CHECK(m2[k] == m1[k]);
+    CHECK(v2[k] == v1[k]);
+  }
+  // No tensors at all: nothing to do, and the arrays are never read.
+  kernels.adam_update_multi(nullptr, nullptr, nullptr, nullptr, nullptr, 0, T(0.1), b1, b2, eps);
+}
+
+TEST_CASE("adam_update_multi equals adam_update tensor by tensor, bit for bit (float, double)") {
+  check_adam_multi_matches_per_tensor<float>();
+  check_adam_multi_matches_per_tensor<double>();
+}
+
+// nn::Adam takes the fused path when every parameter shares a device and dtype, and must then
+// give exactly what adam_update_ gives parameter by parameter; a parameter without a gradient is
+// left alone, and mixed dtypes fall back to the per-tensor path.
+TEST_CASE("nn::Adam::step: fused over all parameters equals adam_update_ per parameter") {
+  for (bool mixed_dtypes : {false, true}) {
+    INFO("mixed dtypes: " << mixed_dtypes);
+    const std::vector<Shape> shapes = {{7, 13}, {1}, {40001}, {5}, {3, 3}, {0}};
+    std::vector<Tensor> fused, manual, m, v;
+    std::vector<nn::NamedTensor> named;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const int64_t n = shape_numel(shapes[i]);
+      const DType dtype = mixed_dtypes && i == 3 ? DType::F64 : DType::F32;
+      Tensor w = Tensor::from_vector(random_vector<double>(n, 7 + static_cast<uint32_t>(i)), shapes[i]).to(dtype);
+      fused.push_back(w.clone().detach());
+      manual.push_back(w.clone().detach());
+      m.push_back(Tensor::zeros(shapes[i], dtype));
+      v.push_back(Tensor::zeros(shapes[i], dtype));
+    }
+    for (size_t i = 0; i < shapes.size(); ++i)
+      named.push_back({"p" + std::to_string(i), &fused[i], false});
+    nn::Adam adam(named, std::make_shared<nn::ConstantLr>(0.01));
+    for (int step = 1; step <= 3; ++step) {
+      adam.zero_grad();
+      const double lr_t = 0.01 * std::sqrt(1.0 - std::pow(adam.beta2, step)) /
+                          (1.0 - std::pow(adam.beta1, step));
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        if (i == 4) continue;  // no gradient: skipped by the optimizer
+        const int64_t n = shape_numel(shapes[i]);
+        Tensor g = Tensor::from_vector(random_vector<double>(n, 50 * step + static_cast<uint32_t>(i)),
+                                       shapes[i]).to(fused[i].dtype());
+        fused[i].set_requires_grad(true);
+        fused[i].backward(g);
+        adam_update_(manual[i], g, m[i], v[i], lr_t, adam.beta1, adam.beta2, adam.epsilon);
+      }
+      adam.step();
+    }
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      INFO("parameter " << i);
+      CHECK(fused[i].to_vector_f64() == manual[i].to_vector_f64());
+    }
+    const std::vector<nn::NamedTensor> state = adam.state();
+    REQUIRE(state.size() == 2 * shapes.size());
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      CHECK(state[2 * i].tensor->to_vector_f64() == m[i].to_vector_f64());
+      CHECK(state[2 * i + 1].tensor->to_vector_f64() == v[i].to_vector_f64());
+    }
+  }
 }
