@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a GPU machine: build glimpse with the CUDA backend, run the CUDA tests, run
-# compute-sanitizer's memcheck over the CUDA parity test, run the GPU benchmarks (if any), then the
-# whole test suite, and print a summary table last.
+# compute-sanitizer's memcheck over the CUDA parity test, run the GPU benchmarks (if any), run the
+# tools (train, eval, infer) with --device cuda on a small shapes set, then the whole test suite,
+# and print a summary table last.
 #
 # Every step is timed and its result recorded; a failing step does not stop the ones after it
 # (a step that needs the build is skipped when the build failed). The whole run keeps to a time
@@ -168,7 +169,73 @@ else
   skip_step "bench gpu_torch.py" "no PyTorch"
 fi
 
-# --- 5. The whole test suite (CPU tests included) -----------------------------------------------
+# --- 5. The tools on the GPU --------------------------------------------------------------------
+# train, eval and infer as a user runs them, with --device cuda, on a small generated shapes set:
+# 512 training images, 2 epochs (32 steps of batch 32); eval on the first 100 test images; infer
+# with an attention map on two; well under a minute on an H100/H200. The train step's result
+# carries the epoch-2 throughput from train_log.csv (images/s over the epoch's steps, with the
+# decoded images already cached). Outputs are kept in $BUILD/gpu-check-tools; the log, scores and
+# attention maps are also copied next to the step logs.
+TOOLS_TRAIN_IPS=""
+if [ "$BUILT" != 1 ]; then
+  skip_step "tools on the GPU" "no full build"
+elif [ ! -x "$BUILD/tools/train" ] || [ ! -x "$BUILD/tools/eval" ] || [ ! -x "$BUILD/tools/infer" ]; then
+  skip_step "tools on the GPU" "tools not built"
+else
+  TOOLS_WORK="$BUILD/gpu-check-tools"
+  rm -rf "$TOOLS_WORK"
+  mkdir -p "$TOOLS_WORK"
+  # fail_last_step REASON: a step whose command exited 0 but did not produce what it should.
+  fail_last_step() {
+    local last=$((${#step_results[@]} - 1))
+    step_results[last]="FAIL ($1)"
+    echo "==> ${step_names[last]}: FAIL ($1)"
+  }
+  if run_step "tools: train --device cuda" 120 "$BUILD/tools/train" --data shapes \
+    --data-dir "$TOOLS_WORK/shapes" --train-images 512 --epochs 2 --device cuda \
+    --out "$TOOLS_WORK/run"; then
+    if [ ! -f "$TOOLS_WORK/run/checkpoint.h5" ]; then
+      fail_last_step "no checkpoint.h5"
+    else
+      # train_log.csv: global_step,epoch,step,loss,learning_rate,images_per_second,val_loss; step
+      # rows carry images_per_second since the epoch began, so epoch 2's last step row is its mean.
+      TOOLS_TRAIN_IPS=$(awk -F, 'NR > 1 && $2 == 2 && $6 != "" { ips = $6 } END { if (ips != "") printf "%.1f", ips }' \
+        "$TOOLS_WORK/run/train_log.csv" 2>/dev/null)
+      step_results[$((${#step_results[@]} - 1))]="pass (${TOOLS_TRAIN_IPS:-?} img/s)"
+      echo "train --device cuda: epoch 2 at ${TOOLS_TRAIN_IPS:-?} images/s"
+      cp "$TOOLS_WORK/run/train_log.csv" "$LOGS/tools-train_log.csv" 2>/dev/null
+    fi
+  fi
+  if [ -f "$TOOLS_WORK/run/checkpoint.h5" ]; then
+    if run_step "tools: eval --device cuda" 60 "$BUILD/tools/eval" \
+      --model "$TOOLS_WORK/run/checkpoint.h5" --data "$TOOLS_WORK/shapes" --split test --limit 100 \
+      --device cuda --out "$TOOLS_WORK/eval_test.json"; then
+      if ! grep -q "CIDEr-D" "$(log_of "tools: eval --device cuda")"; then
+        fail_last_step "no scores printed"
+      fi
+      cp "$TOOLS_WORK/eval_test.json" "$LOGS/tools-eval_test.json" 2>/dev/null
+    fi
+    grep -E "images \(|BLEU-4|CIDEr-D|all scenes" "$(log_of "tools: eval --device cuda")" 2>/dev/null |
+      head -n 5
+    if run_step "tools: infer --device cuda" 30 "$BUILD/tools/infer" --device cuda \
+      --model "$TOOLS_WORK/run/checkpoint.h5" --attention-map "$TOOLS_WORK/att.png" \
+      "$TOOLS_WORK/shapes/images/test/000001.jpg" "$TOOLS_WORK/shapes/images/test/000002.jpg"; then
+      # Two images: the maps are att-1.png and att-2.png; one caption line per image.
+      if [ ! -s "$TOOLS_WORK/att-1.png" ] || [ ! -s "$TOOLS_WORK/att-2.png" ]; then
+        fail_last_step "no attention maps"
+      elif [ "$(grep -c "000001.jpg\|000002.jpg" "$(log_of "tools: infer --device cuda")")" -ne 2 ]; then
+        fail_last_step "expected 2 captions"
+      fi
+      cp "$TOOLS_WORK"/att-*.png "$LOGS/" 2>/dev/null
+    fi
+    cat "$(log_of "tools: infer --device cuda")" 2>/dev/null | head -n 4
+  else
+    skip_step "tools: eval --device cuda" "no checkpoint"
+    skip_step "tools: infer --device cuda" "no checkpoint"
+  fi
+fi
+
+# --- 6. The whole test suite (CPU tests included) -----------------------------------------------
 if [ "$BUILT" = 1 ]; then
   run_step "all tests (ctest)" 240 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
   grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|Not Run" \
@@ -192,6 +259,9 @@ summary="$LOGS/summary.txt"
   for i in "${!step_names[@]}"; do
     printf '%-36s %-28s %8s\n' "${step_names[$i]}" "${step_results[$i]}" "${step_seconds[$i]}"
   done
+  if [ -n "$TOOLS_TRAIN_IPS" ]; then
+    echo "train --device cuda (shapes, 512 images, batch 32), epoch 2: $TOOLS_TRAIN_IPS img/s"
+  fi
   if [ $failed -eq 0 ]; then echo "RESULT: no step failed"; else echo "RESULT: FAILED"; fi
 } >"$summary"
 cat "$summary"
