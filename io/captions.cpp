@@ -1,6 +1,7 @@
 // Caption dataset readers (COCO, Karpathy split, Flickr token files) and the per-epoch pair order.
 #include "io/captions.h"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -209,6 +210,31 @@ CaptionDataset read_coco_captions(const std::string& annotations_file, const std
         add_image(dataset, log, std::move(image), options, at);
     }
     return dataset;
+}
+
+CaptionDataset read_coco_split(const std::string& dir, const std::string& split,
+                               const CaptionReadOptions& options) {
+  namespace fs = std::filesystem;
+  const fs::path annotations = fs::path(dir) / "annotations";
+  if (!fs::is_directory(annotations))
+    throw std::runtime_error(annotations.string() + " does not exist (expected a COCO-format directory "
+                             "with annotations/captions_<split>.json and images/<split>/)");
+  std::vector<fs::path> candidates;
+  for (const auto& entry : fs::directory_iterator(annotations)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("captions_" + split, 0) == 0 && entry.path().extension() == ".json")
+      candidates.push_back(entry.path());
+  }
+  if (candidates.empty())
+    throw std::runtime_error("no annotations/captions_" + split + "*.json in " + dir);
+  std::sort(candidates.begin(), candidates.end());  // directory order is not portable
+  const fs::path& file = candidates.front();
+  const std::string stem = file.stem().string().substr(std::string("captions_").size());
+  for (const fs::path& images :
+       {fs::path(dir) / "images" / split, fs::path(dir) / stem, fs::path(dir) / "images" / stem})
+    if (fs::is_directory(images)) return read_coco_captions(file.string(), images.string(), options);
+  throw std::runtime_error("no image folder for " + file.string() + " (tried images/" + split + ", " +
+                           stem + ", images/" + stem + ")");
 }
 
 CaptionDataset read_karpathy_split(const std::string& dataset_file, const std::string& image_root,

@@ -51,6 +51,12 @@ struct CaptionReadOptions {
 CaptionDataset read_coco_captions(const std::string& annotations_file, const std::string& image_dir,
                                   const CaptionReadOptions& options = {});
 
+// One split of a COCO-format directory: DIR/annotations/captions_<split>*.json with its images in
+// DIR/images/<split>/ (the shapes layout), DIR/<stem>/ or DIR/images/<stem>/ (COCO's own layout,
+// e.g. captions_val2014.json with val2014/). Throws naming what it looked for.
+CaptionDataset read_coco_split(const std::string& dir, const std::string& split,
+                               const CaptionReadOptions& options = {});
+
 // Karpathy's split file (dataset_coco.json, dataset_flickr8k.json, ...): {"images": [{"filepath",
 // "filename", "split", "sentences": [{"raw", ...}], "cocoid" or "imgid"}]}. split is one of train,
 // val, test, restval. The image path is image_root/filepath/filename (filepath may be absent, as in

@@ -23,6 +23,7 @@ void FeatureCache::build(const std::string& path, const std::vector<int64_t>& im
     file.set_string_attr("/", "pixel_scaling", info.pixel_scaling);
     file.set_int_attr("/", "cells", info.cells);
     file.set_int_attr("/", "channels", info.channels);
+    file.set_string_attr("/", "weights", info.weights);
     for (int64_t first = 0; first < n; first += batch_size) {
       const int64_t count = std::min<int64_t>(batch_size, n - first);
       Tensor f = encode(static_cast<size_t>(first), static_cast<size_t>(count));
@@ -47,6 +48,7 @@ FeatureCache::FeatureCache(const std::string& path)
   info_.pixel_scaling = file_->read_string_attr("/", "pixel_scaling");
   info_.cells = file_->read_int_attr("/", "cells");
   info_.channels = file_->read_int_attr("/", "channels");
+  if (file_->has_attr("/", "weights")) info_.weights = file_->read_string_attr("/", "weights");
   Shape shape = file_->shape("/features");
   if (shape.size() != 3 || shape[1] != info_.cells || shape[2] != info_.channels)
     throw std::runtime_error("feature cache " + path + ": /features has shape " + shape_str(shape) +
@@ -81,6 +83,8 @@ void FeatureCache::check_matches(const FeatureCacheInfo& expected) const {
   if (info_.cells != expected.cells || info_.channels != expected.channels)
     bad("feature shape", std::to_string(info_.cells) + "x" + std::to_string(info_.channels),
         std::to_string(expected.cells) + "x" + std::to_string(expected.channels));
+  if (info_.weights != expected.weights)
+    bad("encoder weights", info_.weights.empty() ? "(unrecorded)" : info_.weights, expected.weights);
 }
 
 }  // namespace glimpse

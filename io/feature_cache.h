@@ -2,7 +2,8 @@
 // in an HDF5 file, so the decoder trains without re-running Inception-ResNet-v2 every epoch.
 //
 // Layout: /features [N, cells, C] (float16 or float32, chunked one image per chunk),
-//         /image_ids [N] int64, attrs encoder, image_size, pixel_scaling, cells, channels.
+//         /image_ids [N] int64, attrs encoder, image_size, pixel_scaling, cells, channels,
+//         weights.
 #pragma once
 #include <functional>
 #include <map>
@@ -20,6 +21,9 @@ struct FeatureCacheInfo {
   int image_size = 0;
   std::string pixel_scaling;
   int64_t cells = 0, channels = 0;
+  // Fingerprint of the encoder's weights (nn::Module::fingerprint): features from other weights
+  // (random ones, another file) would silently train a decoder the checkpoint cannot reproduce.
+  std::string weights;
 };
 
 class FeatureCache {

@@ -30,7 +30,11 @@ nlohmann::json CaptionerConfig::to_json() const {
           {"units", units},
           {"freeze_encoder", freeze_encoder},
           {"position_embedding", position_embedding},
-          {"pixel_scaling", pixel_scaling}};
+          {"pixel_scaling", pixel_scaling},
+          {"decoder", decoder},
+          {"decoder_layers", decoder_layers},
+          {"heads", heads},
+          {"ff_dim", ff_dim}};
 }
 
 CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
@@ -45,6 +49,11 @@ CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
     c.freeze_encoder = j.at("freeze_encoder").get<bool>();
     c.position_embedding = j.value("position_embedding", false);
     c.pixel_scaling = j.value("pixel_scaling", std::string("inception"));
+    // Checkpoints written before the Transformer option hold a GRU decoder.
+    c.decoder = j.value("decoder", std::string("gru"));
+    c.decoder_layers = j.value("decoder_layers", int64_t{2});
+    c.heads = j.value("heads", int64_t{4});
+    c.ff_dim = j.value("ff_dim", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(std::string("CaptionerConfig: bad model config: ") + e.what());
   }
@@ -76,10 +85,30 @@ Captioner::Captioner(const CaptionerConfig& config, uint64_t seed)
                                                              config.units, gen, nn::Activation::Relu));
   register_module(embedding, std::make_unique<nn::Embedding>("embedding", config.vocab_size,
                                                              config.embedding_dim, gen));
-  register_module(gru, std::make_unique<nn::GRU>("gru", config.embedding_dim, config.units, gen));
-  register_module(attention, std::make_unique<nn::Attention>("attention"));
-  register_module(layer_norm, std::make_unique<nn::LayerNormalization>("layer_normalization",
-                                                                       config.units));
+  if (config.decoder == "gru") {
+    register_module(gru, std::make_unique<nn::GRU>("gru", config.embedding_dim, config.units, gen));
+    register_module(attention, std::make_unique<nn::Attention>("attention"));
+    register_module(layer_norm, std::make_unique<nn::LayerNormalization>("layer_normalization",
+                                                                         config.units));
+  } else if (config.decoder == "transformer") {
+    if (config.embedding_dim != config.units)
+      throw std::invalid_argument("Captioner: the transformer decoder needs embedding_dim (" +
+                                  std::to_string(config.embedding_dim) + ") equal to units (" +
+                                  std::to_string(config.units) + ")");
+    if (config.decoder_layers < 1)
+      throw std::invalid_argument("Captioner: decoder_layers must be at least 1");
+    const int64_t ff = config.ff_dim > 0 ? config.ff_dim : 4 * config.units;
+    layers.resize(config.decoder_layers);
+    for (int64_t i = 0; i < config.decoder_layers; ++i)
+      register_module(layers[i], std::make_unique<nn::TransformerDecoderLayer>(
+                                     "decoder_layer_" + std::to_string(i), config.units,
+                                     config.units, config.heads, ff, gen));
+    register_parameter("token_positions", token_positions,
+                       random_uniform({config.max_caption_len, config.units}, -0.05, 0.05, gen));
+  } else {
+    throw std::invalid_argument("Captioner: unknown decoder '" + config.decoder +
+                                "' (expected gru or transformer)");
+  }
   register_module(output_dense, std::make_unique<nn::Dense>("output_dense", config.units,
                                                             config.vocab_size, gen));
   if (config.position_embedding)
@@ -107,18 +136,53 @@ Tensor Captioner::project_features(const Tensor& raw) {
 
 Tensor Captioner::encode(const Tensor& images) { return project_features(encoder_features(images)); }
 
-Tensor Captioner::initial_state(int64_t batch) const {
-  return Tensor::zeros({batch, config_.units}, DType::F32, gru->kernel.device());
+DecoderState DecoderState::row(int64_t b) const {
+  DecoderState out;
+  out.length = length;
+  for (const Tensor& t : tensors) out.tensors.push_back(slice(t, 0, b, b + 1).contiguous());
+  return out;
 }
 
-Tensor Captioner::decode_from(const Tensor& features, const Tensor& embedded, const Tensor& state,
-                              Tensor* attention_out, Tensor* state_out) {
+DecoderState DecoderState::concat(const std::vector<DecoderState>& states) {
+  DecoderState out;
+  if (states.empty()) return out;
+  out.length = states[0].length;
+  for (size_t i = 0; i < states[0].tensors.size(); ++i) {
+    std::vector<Tensor> parts;
+    for (const DecoderState& s : states) {
+      if (s.length != out.length || s.tensors.size() != states[0].tensors.size())
+        throw std::invalid_argument("DecoderState::concat: states of different lengths");
+      parts.push_back(s.tensors[i]);
+    }
+    out.tensors.push_back(glimpse::concat(parts, 0));
+  }
+  return out;
+}
+
+DecoderState Captioner::initial_state(int64_t batch) const {
+  DecoderState s;
+  // The Transformer starts with empty caches; the GRU with a zero state.
+  if (gru) s.tensors.push_back(Tensor::zeros({batch, config_.units}, DType::F32, gru->kernel.device()));
+  return s;
+}
+
+Tensor Captioner::decode_gru(const Tensor& features, const Tensor& embedded, const Tensor& state,
+                             Tensor* attention_out, Tensor* state_out) {
   auto [sequence, new_state] = gru->forward(embedded, state);
   nn::AttentionResult att = attention->forward(sequence, features);
   Tensor x = layer_norm->forward(add(sequence, att.output));
   if (attention_out) *attention_out = att.weights;
   if (state_out) *state_out = new_state;
   return output_dense->forward(x);
+}
+
+Tensor Captioner::transformer_input(const Tensor& embedded, int64_t first_position) const {
+  const int64_t T = embedded.shape()[1];
+  if (first_position + T > config_.max_caption_len)
+    throw std::invalid_argument("Captioner: the transformer decoder has position embeddings for " +
+                                std::to_string(config_.max_caption_len) + " tokens, asked for " +
+                                std::to_string(first_position + T));
+  return add(embedded, slice(token_positions, 0, first_position, first_position + T));
 }
 
 Tensor Captioner::decode(const Tensor& features, const Tensor& tokens, Tensor* attention_out) {
@@ -128,21 +192,55 @@ Tensor Captioner::decode(const Tensor& features, const Tensor& tokens, Tensor* a
   if (features.rank() != 3 || features.shape()[0] != tokens.shape()[0])
     throw std::invalid_argument("Captioner::decode: features " + shape_str(features.shape()) +
                                 " do not match tokens " + shape_str(tokens.shape()));
-  return decode_from(features, embedding->forward(tokens), initial_state(tokens.shape()[0]),
-                     attention_out, nullptr);
+  Tensor embedded = embedding->forward(tokens);
+  if (gru)
+    return decode_gru(features, embedded, initial_state(tokens.shape()[0]).tensors[0], attention_out,
+                      nullptr);
+  Tensor x = transformer_input(embedded, 0), cross;
+  for (const auto& layer : layers) {
+    nn::TransformerDecoderLayer::Output o = layer->forward(x, features);
+    x = o.x;
+    cross = o.cross_attention;
+  }
+  if (attention_out) *attention_out = mean(cross, {1});  // [B, T, cells]
+  return output_dense->forward(x);
 }
 
-Captioner::Step Captioner::step(const Tensor& features, const Tensor& tokens, const Tensor& state) {
+Captioner::Step Captioner::step(const Tensor& features, const Tensor& tokens,
+                                const DecoderState& state) {
   if (tokens.rank() != 1 || tokens.dtype() != DType::I32)
     throw std::invalid_argument("Captioner::step: tokens must be int32 [B], got " +
                                 shape_str(tokens.shape()));
+  const int64_t B = tokens.shape()[0];
   Step out;
-  Tensor attention_weights, new_state;
-  Tensor embedded = embedding->forward(reshape(tokens, {tokens.shape()[0], 1}));
-  Tensor logits = decode_from(features, embedded, state, &attention_weights, &new_state);
-  out.logits = reshape(logits, {tokens.shape()[0], config_.vocab_size});
-  out.state = new_state;
-  out.attention = reshape(attention_weights, {tokens.shape()[0], grid_cells_});
+  Tensor attention_weights, logits;
+  Tensor embedded = embedding->forward(reshape(tokens, {B, 1}));
+  out.state.length = state.length + 1;
+  if (gru) {
+    if (state.tensors.size() != 1)
+      throw std::invalid_argument("Captioner::step: a GRU decoder state holds one tensor");
+    Tensor new_state;
+    logits = decode_gru(features, embedded, state.tensors[0], &attention_weights, &new_state);
+    out.state.tensors = {new_state};
+  } else {
+    const size_t n = layers.size();
+    if (!state.tensors.empty() && state.tensors.size() != 2 * n)
+      throw std::invalid_argument("Captioner::step: a transformer decoder state holds 2 tensors per layer");
+    Tensor x = transformer_input(embedded, state.length), cross;
+    for (size_t i = 0; i < n; ++i) {
+      nn::TransformerDecoderLayer::Cache cache;
+      if (!state.tensors.empty()) cache = {state.tensors[2 * i], state.tensors[2 * i + 1]};
+      nn::TransformerDecoderLayer::Output o = layers[i]->step(x, features, cache);
+      x = o.x;
+      cross = o.cross_attention;
+      out.state.tensors.push_back(cache.keys);
+      out.state.tensors.push_back(cache.values);
+    }
+    attention_weights = mean(cross, {1});
+    logits = output_dense->forward(x);
+  }
+  out.logits = reshape(logits, {B, config_.vocab_size});
+  out.attention = reshape(attention_weights, {B, grid_cells_});
   return out;
 }
 

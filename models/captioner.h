@@ -4,9 +4,13 @@
 //   tokens [B, T] -> Embedding -> GRU (sequences + state) -> Attention(query = GRU output,
 //   value = features) -> Add(GRU output, context) -> LayerNormalization -> Dense(vocab)
 //
+// decoder = "transformer" swaps the GRU/Attention part for the alternative the course mentions:
+//   tokens -> Embedding + learned position embedding -> N x TransformerDecoderLayer (masked
+//   self-attention, cross-attention to the features, feed-forward) -> Dense(vocab)
+//
 // Training runs the decoder over the whole caption at once (teacher forcing); inference calls
-// step(), which feeds ONE token and carries the GRU state by hand, as the notebook's second
-// decoder model does.
+// step(), which feeds ONE token and carries the decoder state by hand, as the notebook's second
+// decoder model does: the GRU state, or the Transformer's cached self-attention keys and values.
 #pragma once
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -16,6 +20,7 @@
 #include "nn/attention.h"
 #include "nn/gru.h"
 #include "nn/layers.h"
+#include "nn/transformer.h"
 
 namespace glimpse::models {
 
@@ -30,12 +35,26 @@ struct CaptionerConfig {
   // Not in the notebook: a learned embedding of each grid cell added to the projected features,
   // so the decoder can tell where an attended region is (left/right/above/below).
   bool position_embedding = false;
+  std::string decoder = "gru";  // "gru" (the notebook's) or "transformer"
+  int64_t decoder_layers = 2;   // transformer only
+  int64_t heads = 4;            // transformer only (units must divide by it)
+  int64_t ff_dim = 0;           // transformer feed-forward width (0 = 4 x units)
   std::string pixel_scaling = "inception";  // "inception" (x/127.5-1) or "unit" (x/255)
 
   static CaptionerConfig notebook();    // the notebook's sizes
   static CaptionerConfig tiny_shapes(); // the embedded demo's sizes
   nlohmann::json to_json() const;
   static CaptionerConfig from_json(const nlohmann::json& j);
+};
+
+// What the decoder carries from one step to the next: the GRU state {h [B, units]}, or for the
+// Transformer each layer's cached keys and values {k_0, v_0, k_1, v_1, ...} [B, heads, t, k].
+struct DecoderState {
+  std::vector<Tensor> tensors;
+  int64_t length = 0;  // tokens fed so far
+
+  DecoderState row(int64_t b) const;  // batch row b of every tensor (beam search)
+  static DecoderState concat(const std::vector<DecoderState>& states);  // along the batch
 };
 
 class Captioner : public nn::Module {
@@ -55,12 +74,12 @@ class Captioner : public nn::Module {
 
   struct Step {
     Tensor logits;     // [B, vocab]
-    Tensor state;      // [B, units]
-    Tensor attention;  // [B, h*w]
+    DecoderState state;
+    Tensor attention;  // [B, h*w] (Transformer: the last layer's cross-attention, head mean)
   };
-  // One decoding step: tokens [B] (int32), state [B, units].
-  Step step(const Tensor& features, const Tensor& tokens, const Tensor& state);
-  Tensor initial_state(int64_t batch) const;
+  // One decoding step: tokens [B] (int32) and the state after the previous ones.
+  Step step(const Tensor& features, const Tensor& tokens, const DecoderState& state);
+  DecoderState initial_state(int64_t batch) const;
 
   const CaptionerConfig& config() const { return config_; }
   int64_t grid_cells() const { return grid_cells_; }
@@ -69,15 +88,20 @@ class Captioner : public nn::Module {
   std::unique_ptr<InceptionResNetV2> encoder;
   std::unique_ptr<nn::Dense> feature_dense;
   std::unique_ptr<nn::Embedding> embedding;
+  // decoder = "gru":
   std::unique_ptr<nn::GRU> gru;
   std::unique_ptr<nn::Attention> attention;
   std::unique_ptr<nn::LayerNormalization> layer_norm;
+  // decoder = "transformer":
+  std::vector<std::unique_ptr<nn::TransformerDecoderLayer>> layers;
+  Tensor token_positions;  // [max_caption_len, units]
   std::unique_ptr<nn::Dense> output_dense;
   Tensor positions;  // [h*w, units] when config.position_embedding
 
  private:
-  Tensor decode_from(const Tensor& features, const Tensor& embedded, const Tensor& state,
-                     Tensor* attention_out, Tensor* state_out);
+  Tensor decode_gru(const Tensor& features, const Tensor& embedded, const Tensor& state,
+                    Tensor* attention_out, Tensor* state_out);
+  Tensor transformer_input(const Tensor& embedded, int64_t first_position) const;
   CaptionerConfig config_;
   int64_t grid_cells_ = 0;
 };

@@ -28,7 +28,7 @@ std::vector<double> log_softmax_row(const std::vector<float>& logits) {
 DecodedCaption greedy_or_sample(Captioner& model, const Tensor& features,
                                 const DecodeOptions& opt, Generator& gen) {
   DecodedCaption out;
-  Tensor state = model.initial_state(1);
+  DecoderState state = model.initial_state(1);
   int32_t token = opt.start_id;
   for (int t = 0; t < opt.max_length; ++t) {
     Captioner::Step s = model.step(features, token_tensor({token}, features.device()), state);
@@ -70,7 +70,7 @@ struct Hypothesis {
   std::vector<int32_t> tokens;
   std::vector<std::vector<float>> attention;
   double log_probability = 0;
-  Tensor state;  // [1, U]
+  DecoderState state;  // batch of one
   bool finished = false;
 };
 
@@ -88,14 +88,14 @@ DecodedCaption beam_search(Captioner& model, const Tensor& features, const Decod
     // Step every live hypothesis at once: a batch of beams sharing the image features.
     const int64_t n = static_cast<int64_t>(live.size());
     std::vector<int32_t> last;
-    std::vector<Tensor> states;
+    std::vector<DecoderState> states;
     for (const Hypothesis& h : live) {
       last.push_back(h.tokens.empty() ? opt.start_id : h.tokens.back());
       states.push_back(h.state);
     }
     Tensor batch_features = concat(std::vector<Tensor>(n, features), 0);
     Captioner::Step s =
-        model.step(batch_features, token_tensor(last, features.device()), concat(states, 0));
+        model.step(batch_features, token_tensor(last, features.device()), DecoderState::concat(states));
     std::vector<float> logits = s.logits.to_vector();
     std::vector<float> attention = s.attention.to_vector();
     const int64_t V = s.logits.shape()[1], cells = s.attention.shape()[1];
@@ -132,7 +132,7 @@ DecodedCaption beam_search(Captioner& model, const Tensor& features, const Decod
       h.tokens.push_back(c.token);
       h.attention.emplace_back(attention.begin() + c.parent * cells,
                                attention.begin() + (c.parent + 1) * cells);
-      h.state = slice(s.state, 0, c.parent, c.parent + 1).contiguous();
+      h.state = s.state.row(c.parent);
       next.push_back(std::move(h));
     }
     live = std::move(next);
@@ -161,8 +161,12 @@ DecodedCaption decode_caption(Captioner& model, const Tensor& features, const De
     throw std::invalid_argument("decode_caption: features must be [1, cells, units], got " +
                                 shape_str(features.shape()));
   NoGradGuard no_grad;
-  if (options.strategy == DecodeOptions::Strategy::Beam) return beam_search(model, features, options);
-  return greedy_or_sample(model, features, options, gen);
+  DecodeOptions opt = options;
+  // A Transformer decoder has position embeddings for max_caption_len tokens and no further.
+  if (model.config().decoder == "transformer")
+    opt.max_length = std::min<int>(opt.max_length, static_cast<int>(model.config().max_caption_len));
+  if (opt.strategy == DecodeOptions::Strategy::Beam) return beam_search(model, features, opt);
+  return greedy_or_sample(model, features, opt, gen);
 }
 
 }  // namespace glimpse::models

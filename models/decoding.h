@@ -1,5 +1,5 @@
 // Turning a trained captioner into words: greedy decoding, the notebook's top-k sampling, and
-// length-normalised beam search. Every strategy feeds ONE token per step and carries the GRU
+// length-normalised beam search. Every strategy feeds ONE token per step and carries the decoder
 // state by hand (Captioner::step), never re-running the prefix.
 #pragma once
 #include <cstdint>

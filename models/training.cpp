@@ -173,6 +173,12 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
     std::cout << "resumed from " << ckpt_path << " at epoch " << start_epoch + 1 << ", step "
               << start_step << " (global step " << global_step << ")\n";
   }
+  // Features cached from other encoder weights than the ones this checkpoint will hold would train
+  // a decoder that infer cannot reproduce: refuse them (after a resume has loaded the weights).
+  if (from_features)
+    opt.feature_cache->check_matches({model.config().encoder, model.config().image_size,
+                                      model.config().pixel_scaling, model.grid_cells(),
+                                      model.encoder->output_channels(), model.encoder->fingerprint()});
 
   // CSV log: appended on resume so the file covers the whole run.
   const std::string log_path = opt.out_dir + "/train_log.csv";

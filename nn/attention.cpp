@@ -78,6 +78,16 @@ Tensor project_heads(const Tensor& x, const Tensor& kernel, const Tensor& bias) 
 }
 }  // namespace
 
+Tensor MultiHeadAttention::project_query(const Tensor& query) const {
+  return project_heads(query, query_kernel, query_bias);
+}
+Tensor MultiHeadAttention::project_key(const Tensor& key) const {
+  return project_heads(key, key_kernel, key_bias);
+}
+Tensor MultiHeadAttention::project_value(const Tensor& value) const {
+  return project_heads(value, value_kernel, value_bias);
+}
+
 AttentionResult MultiHeadAttention::forward(const Tensor& query, const Tensor& value,
                                             const Tensor& key_in, bool use_causal_mask) const {
   const Tensor& key = key_in.defined() ? key_in : value;
@@ -86,11 +96,20 @@ AttentionResult MultiHeadAttention::forward(const Tensor& query, const Tensor& v
     throw std::invalid_argument("MultiHeadAttention '" + name() + "': incompatible query " +
                                 shape_str(query.shape()) + ", value " + shape_str(value.shape()) +
                                 ", key " + shape_str(key.shape()));
-  const int64_t B = query.shape()[0], Tq = query.shape()[1];
-  Tensor q = project_heads(query, query_kernel, query_bias);  // [B, H, Tq, k]
-  Tensor k = project_heads(key, key_kernel, key_bias);        // [B, H, Tv, k]
-  Tensor v = project_heads(value, value_kernel, value_bias);  // [B, H, Tv, dv]
-  q = mul_scalar(q, 1.0 / std::sqrt(static_cast<double>(key_dim)));
+  return attend(project_query(query), project_key(key), project_value(value), use_causal_mask);
+}
+
+AttentionResult MultiHeadAttention::attend(const Tensor& q_in, const Tensor& k, const Tensor& v,
+                                           bool use_causal_mask) const {
+  if (q_in.rank() != 4 || k.rank() != 4 || v.rank() != 4 || q_in.shape()[1] != num_heads ||
+      q_in.shape()[3] != key_dim || k.shape() != Shape{q_in.shape()[0], num_heads, k.shape()[2], key_dim} ||
+      v.shape() != Shape{q_in.shape()[0], num_heads, k.shape()[2], value_dim})
+    throw std::invalid_argument("MultiHeadAttention '" + name() + "': projected q " +
+                                shape_str(q_in.shape()) + ", k " + shape_str(k.shape()) + ", v " +
+                                shape_str(v.shape()) + " do not fit " + std::to_string(num_heads) +
+                                " heads of width " + std::to_string(key_dim));
+  const int64_t B = q_in.shape()[0], Tq = q_in.shape()[2];
+  Tensor q = mul_scalar(q_in, 1.0 / std::sqrt(static_cast<double>(key_dim)));
   Tensor scores = matmul(q, k, false, true);  // [B, H, Tq, Tv]
   if (use_causal_mask)
     scores = apply_keep_mask(scores, causal_keep_mask(Tq, scores.shape()[3], scores.dtype(),

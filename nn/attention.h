@@ -39,6 +39,16 @@ class MultiHeadAttention : public Module {
   AttentionResult forward(const Tensor& query, const Tensor& value, const Tensor& key = Tensor(),
                           bool use_causal_mask = false) const;
 
+  // The pieces of forward(), for callers that keep projected keys/values between calls (a
+  // Transformer decoder's cache): inputs [B, T, d] -> per-head projections [B, heads, T, k].
+  Tensor project_query(const Tensor& query) const;
+  Tensor project_key(const Tensor& key) const;
+  Tensor project_value(const Tensor& value) const;
+  // Scaled dot-product attention over projected heads, then the output projection:
+  // q [B, H, Tq, k], k [B, H, Tv, k], v [B, H, Tv, dv] -> output [B, Tq, query_dim].
+  AttentionResult attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                         bool use_causal_mask = false) const;
+
   Tensor query_kernel, query_bias, key_kernel, key_bias, value_kernel, value_bias, output_kernel,
       output_bias;
   int64_t num_heads, key_dim, value_dim, query_dim;

@@ -101,6 +101,28 @@ void Module::zero_grad() {
   for (const NamedTensor& t : named_parameters()) t.tensor->zero_grad();
 }
 
+std::string Module::fingerprint() const {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a offset basis
+  auto mix = [&](const void* data, size_t bytes) {
+    const unsigned char* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+  };
+  for (const NamedTensor& t : named_tensors()) {
+    mix(t.name.data(), t.name.size());
+    for (int64_t d : t.tensor->shape()) mix(&d, sizeof d);
+    if (t.tensor->dtype() == DType::I32) {
+      std::vector<int32_t> v = t.tensor->to_vector_i32();
+      mix(v.data(), v.size() * sizeof(int32_t));
+    } else {
+      std::vector<float> v = t.tensor->to_vector();
+      mix(v.data(), v.size() * sizeof(float));
+    }
+  }
+  std::ostringstream out;
+  out << std::hex << std::setw(16) << std::setfill('0') << hash;
+  return out.str();
+}
+
 void Module::summary_rows(std::vector<std::vector<std::string>>& rows, const std::string& prefix,
                           int depth) const {
   int64_t own = 0;

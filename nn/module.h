@@ -52,6 +52,9 @@ class Module {
   void to(Device device);   // moves every parameter and buffer
   Device device() const;    // the device of the first parameter (CPU when there is none)
   void zero_grad();
+  // A 64-bit FNV-1a hash (hex) over every parameter's and buffer's name, shape and bytes: equal
+  // fingerprints mean equal weights, so caches and checkpoints can tell which weights made them.
+  std::string fingerprint() const;
 
   // A Keras-like table: one row per direct or nested layer with its parameter count, then totals.
   std::string summary() const;

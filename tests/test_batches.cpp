@@ -95,7 +95,7 @@ TEST_CASE("feature cache: build, read back, refuse mismatched settings") {
   const std::string path = (s.root / "features.h5").string();
   std::vector<int64_t> ids;
   for (auto& im : s.data.images) ids.push_back(im.image_id);
-  FeatureCacheInfo info{"tiny", 64, "inception", 4, 3};
+  FeatureCacheInfo info{"tiny", 64, "inception", 4, 3, "0123456789abcdef"};
   auto encode = [](size_t first, size_t count) {
     std::vector<float> v;
     for (size_t i = first; i < first + count; ++i)
@@ -113,6 +113,9 @@ TEST_CASE("feature cache: build, read back, refuse mismatched settings") {
   FeatureCacheInfo other = info;
   other.image_size = 299;
   CHECK_THROWS_WITH(cache.check_matches(other), doctest::Contains("image size"));
+  other = info;
+  other.weights = "fedcba9876543210";  // features of other encoder weights must be refused
+  CHECK_THROWS_WITH(cache.check_matches(other), doctest::Contains("encoder weights 0123456789abcdef"));
   // float16 storage rounds to half precision (values here are exact in half).
   FeatureCache::build(path, ids, info, /*float16=*/true, 4, encode);
   CHECK(FeatureCache(path).features(ids[1])[3] == 103.0f / 8);

@@ -25,13 +25,20 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-CaptionerConfig small_config() {
+CaptionerConfig small_config(const std::string& decoder = "gru") {
   CaptionerConfig c = CaptionerConfig::tiny_shapes();
   c.vocab_size = 12;
   c.units = c.embedding_dim = 16;
   c.max_caption_len = 6;
+  c.decoder = decoder;
+  c.decoder_layers = 2;
+  c.heads = 4;
+  c.ff_dim = 24;
   return c;
 }
+
+// Each decoder test runs for both decoders.
+const char* const kDecoders[] = {"gru", "transformer"};
 
 fs::path temp_dir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("glimpse_test_" + name + "_" + std::to_string(::getpid()));
@@ -78,7 +85,9 @@ TEST_CASE("the tiny encoder keeps a 4x4 grid at 128x128") {
 }
 
 TEST_CASE("captioner: a training step produces gradients for every trainable parameter") {
-  Captioner model(small_config(), 7);
+  for (const char* decoder : kDecoders) {
+  CAPTURE(decoder);
+  Captioner model(small_config(decoder), 7);
   Generator gen(4);
   Tensor images = random_uniform({2, 128, 128, 3}, -1, 1, gen);
   Tensor tokens = Tensor::from_vector(std::vector<int32_t>{3, 5, 6, 4, 0, 0, 3, 7, 4, 0, 0, 0}, {2, 6});
@@ -93,10 +102,13 @@ TEST_CASE("captioner: a training step produces gradients for every trainable par
   loss.backward();
   for (const nn::NamedTensor& p : model.named_parameters(true))
     CHECK_MESSAGE(p.tensor->grad().defined(), p.name << " got no gradient");
+  }
 }
 
 TEST_CASE("the one-token decoding loop reproduces the teacher-forced decoder exactly") {
-  Captioner model(small_config(), 9);
+  for (const char* decoder : kDecoders) {
+  CAPTURE(decoder);
+  Captioner model(small_config(decoder), 9);
   model.eval();
   NoGradGuard no_grad;
   Generator gen(5);
@@ -104,19 +116,50 @@ TEST_CASE("the one-token decoding loop reproduces the teacher-forced decoder exa
   std::vector<int32_t> ids{3, 8, 2, 9, 4};
   Tensor attention;
   Tensor full = model.decode(features, Tensor::from_vector(ids, {1, 5}), &attention);
-  Tensor state = model.initial_state(1);
+  DecoderState state = model.initial_state(1);
   for (int t = 0; t < 5; ++t) {
     Captioner::Step s = model.step(features, Tensor::from_vector(std::vector<int32_t>{ids[t]}, {1}), state);
     state = s.state;
+    CHECK(state.length == t + 1);
     std::vector<float> expected = slice(full, 1, t, t + 1).contiguous().to_vector();
     CHECK(max_abs_diff(s.logits.to_vector(), expected) < 1e-5);
     std::vector<float> att = slice(attention, 1, t, t + 1).contiguous().to_vector();
     CHECK(max_abs_diff(s.attention.to_vector(), att) < 1e-6);
   }
+  if (std::string(decoder) == "transformer") {
+    // The cache grew one position per step: keys [1, heads, 5, head_dim] in every layer.
+    REQUIRE(state.tensors.size() == 4);
+    CHECK(state.tensors[0].shape() == Shape{1, 4, 5, 4});
+    // Past the position embeddings, a clear error rather than a silent wrap-around.
+    Captioner::Step s = model.step(features, Tensor::from_vector(std::vector<int32_t>{5}, {1}), state);
+    CHECK_THROWS_WITH(model.step(features, Tensor::from_vector(std::vector<int32_t>{5}, {1}), s.state),
+                      doctest::Contains("position embeddings for 6 tokens"));
+  }
+  }
+}
+
+TEST_CASE("the transformer decoder is causal: a later token never changes earlier logits") {
+  Captioner model(small_config("transformer"), 13);
+  NoGradGuard no_grad;
+  Generator gen(8);
+  Tensor features = model.encode(random_uniform({1, 128, 128, 3}, -1, 1, gen));
+  Tensor a = model.decode(features, Tensor::from_vector(std::vector<int32_t>{3, 8, 2, 9}, {1, 4}));
+  Tensor b = model.decode(features, Tensor::from_vector(std::vector<int32_t>{3, 8, 2, 5}, {1, 4}));
+  CHECK(max_abs_diff(slice(a, 1, 0, 3).contiguous().to_vector(),
+                     slice(b, 1, 0, 3).contiguous().to_vector()) == 0);
+  CHECK(max_abs_diff(slice(a, 1, 3, 4).contiguous().to_vector(),
+                     slice(b, 1, 3, 4).contiguous().to_vector()) > 1e-4);
+  CaptionerConfig bad = small_config("transformer");
+  bad.heads = 3;
+  CHECK_THROWS_WITH(Captioner(bad, 1), doctest::Contains("not divisible by 3 heads"));
+  bad = small_config("lstm");
+  CHECK_THROWS_WITH(Captioner(bad, 1), doctest::Contains("unknown decoder 'lstm'"));
 }
 
 TEST_CASE("decoding strategies: greedy is beam-1, sampling is seeded, beam finds higher likelihood") {
-  Captioner model(small_config(), 11);
+  for (const char* decoder : kDecoders) {
+  CAPTURE(decoder);
+  Captioner model(small_config(decoder), 11);
   model.eval();
   Generator gen(6);
   Tensor features;
@@ -144,6 +187,7 @@ TEST_CASE("decoding strategies: greedy is beam-1, sampling is seeded, beam finds
   CHECK(decode_caption(model, features, sample, s1).tokens ==
         decode_caption(model, features, sample, s2).tokens);
   CHECK(g.attention.size() == g.tokens.size());
+  }
 }
 
 TEST_CASE("checkpoints round-trip exactly, replace atomically and report every mismatch") {
@@ -190,4 +234,18 @@ TEST_CASE("checkpoints round-trip exactly, replace atomically and report every m
   std::ofstream(dir / "junk.h5") << "not hdf5";
   CHECK_THROWS_WITH(read_checkpoint_meta((dir / "junk.h5").string()), doctest::Contains("junk.h5"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("a module's fingerprint identifies its weights") {
+  Captioner a(small_config(), 21), b(small_config(), 21), c(small_config(), 22);
+  CHECK(a.encoder->fingerprint() == b.encoder->fingerprint());
+  CHECK(a.encoder->fingerprint().size() == 16);
+  CHECK(a.encoder->fingerprint() != c.encoder->fingerprint());
+  // One changed value anywhere changes it.
+  std::vector<float> w = b.feature_dense->kernel.to_vector();
+  const std::string before = b.fingerprint();
+  w[w.size() / 2] += 1e-3f;
+  b.feature_dense->kernel = Tensor::from_vector(w, b.feature_dense->kernel.shape());
+  CHECK(b.fingerprint() != before);
+  CHECK(a.encoder->fingerprint() == b.encoder->fingerprint());
 }

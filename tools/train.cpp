@@ -25,27 +25,6 @@ void on_interrupt(int) {
   g_stop.store(true);
 }
 
-// Finds captions_<split>*.json under DIR/annotations and the matching image folder.
-CaptionDataset read_split(const std::string& dir, const std::string& split) {
-  const fs::path annotations = fs::path(dir) / "annotations";
-  if (!fs::is_directory(annotations))
-    throw std::runtime_error("train: " + annotations.string() + " does not exist (expected a COCO-format "
-                             "directory with annotations/captions_<split>.json and images/<split>/)");
-  for (const auto& entry : fs::directory_iterator(annotations)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("captions_" + split, 0) == 0 && entry.path().extension() == ".json") {
-      // images/<split>/ (the shapes layout) or <split><year>/ (COCO's own layout)
-      std::string stem = entry.path().stem().string().substr(std::string("captions_").size());
-      for (const fs::path& images : {fs::path(dir) / "images" / split, fs::path(dir) / stem,
-                                     fs::path(dir) / "images" / stem})
-        if (fs::is_directory(images)) return read_coco_captions(entry.path().string(), images.string());
-      throw std::runtime_error("train: no image folder for " + entry.path().string() + " (tried images/" +
-                               split + ", " + stem + ", images/" + stem + ")");
-    }
-  }
-  if (split == "val") return {};
-  throw std::runtime_error("train: no annotations/captions_" + split + "*.json in " + dir);
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,13 +43,16 @@ int main(int argc, char** argv) {
   flags.option("warmup", "0", "warmup steps before cosine decay (0 = constant learning rate)");
   flags.flag("resume", "continue from OUT/checkpoint.h5");
   flags.option("checkpoint-every", "0", "also checkpoint every N steps (0 = each epoch only)");
-  flags.option("feature-cache", "", "HDF5 feature cache of a frozen encoder (build with tools/cache_features)");
+  flags.option("feature-cache", "", "HDF5 features of the frozen encoder (build with tools/cache_features, same --keras-weights)");
   flags.option("device", "cpu", "cpu | cuda");
   flags.option("threads", "0", "CPU threads (0 = all cores)");
   flags.option("seed", "1", "random seed (weights, shuffling)");
   flags.option("vocab-size", "", "tokenizer vocabulary size incl. padding and [UNK] (default: 64 shapes, 20000 COCO)");
   flags.option("max-len", "", "caption length in tokens (default: 24 shapes, 64 COCO)");
-  flags.option("units", "", "GRU units = attention width (default: 128 shapes, 512 COCO)");
+  flags.option("units", "", "decoder width: GRU units = attention width (default: 128 shapes, 512 COCO)");
+  flags.option("decoder", "gru", "gru (the notebook's) | transformer (masked self-attention + cross-attention)");
+  flags.option("layers", "2", "transformer decoder layers");
+  flags.option("heads", "4", "transformer attention heads (must divide --units)");
   flags.option("image-size", "", "input image size (default: 128 tiny, 299 inception_resnet_v2)");
   flags.option("train-images", "6000", "shapes: training images to generate");
   flags.option("max-steps", "-1", "stop after this many steps (smoke tests)");
@@ -104,6 +86,13 @@ int main(int argc, char** argv) {
     if (flags.given("units")) config.units = config.embedding_dim = flags.integer("units", 1, 65536);
     if (flags.given("image-size")) config.image_size = static_cast<int>(flags.integer("image-size", 32, 2048));
     config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
+    config.decoder = flags.choice("decoder", {"gru", "transformer"});
+    config.decoder_layers = flags.integer("layers", 1, 64);
+    config.heads = flags.integer("heads", 1, 1024);
+    if (config.decoder == "transformer") config.embedding_dim = config.units;  // one width throughout
+    if (config.decoder == "transformer" && config.units % config.heads != 0)
+      throw std::invalid_argument("train: --units " + std::to_string(config.units) +
+                                  " is not divisible by --heads " + std::to_string(config.heads));
 
     // Every flag is validated before any work starts.
     models::TrainOptions opt;
@@ -139,8 +128,8 @@ int main(int argc, char** argv) {
       }
     }
     models::TrainData data;
-    data.train = read_split(data_dir, "train");
-    data.val = read_split(data_dir, "val");
+    data.train = read_coco_split(data_dir, "train");
+    data.val = read_coco_split(data_dir, "val");
     if (data.train.problem_count() > 0) std::cout << summarize_problems(data.train) << "\n";
 
     std::unique_ptr<models::Captioner> model;
@@ -163,13 +152,16 @@ int main(int argc, char** argv) {
     }
     if (flags.given("feature-cache")) {
       opt.feature_cache = std::make_shared<FeatureCache>(flags.str("feature-cache"));
-      opt.feature_cache->check_matches({config.encoder, config.image_size, config.pixel_scaling,
-                                        model->grid_cells(), model->encoder->output_channels()});
+      // (train_captioner checks that the cache matches this encoder and its weights)
       if (!config.freeze_encoder)
         throw std::invalid_argument("train: a feature cache needs a frozen encoder");
     }
     std::cout << "model: encoder " << config.encoder << " (" << (config.freeze_encoder ? "frozen" : "trained")
-              << "), " << model->grid_size() << "x" << model->grid_size() << " attention grid, vocabulary "
+              << "), decoder " << config.decoder
+              << (config.decoder == "transformer" ? " (" + std::to_string(config.decoder_layers) + " layers, " +
+                                                         std::to_string(config.heads) + " heads)"
+                                                   : std::string())
+              << ", " << model->grid_size() << "x" << model->grid_size() << " attention grid, vocabulary "
               << config.vocab_size << ", " << model->count_parameters(true) << " trainable parameters\n"
               << "data: " << data.train.images.size() << " training images, " << data.val.images.size()
               << " validation images; " << opt.epochs << " epoch(s) of batch " << opt.batch_size << "\n";

@@ -49,4 +49,43 @@ grep -q "nope.h5" "$WORK/err" || fail "missing checkpoint message does not name 
   --out "$WORK/scores.json" >"$WORK/eval.txt" 2>&1 || { cat "$WORK/eval.txt"; fail "eval"; }
 grep -q "CIDEr-D" "$WORK/eval.txt" || fail "eval printed no CIDEr-D"
 grep -q "shapes accuracy" "$WORK/eval.txt" || fail "eval printed no shapes accuracy"
+# The Transformer decoder: trains, and decodes one token at a time with its key/value cache.
+"$TOOLS/train" --data shapes --data-dir "$WORK/data" --train-images 24 --out "$WORK/run_tf" --decoder transformer \
+  --layers 1 --heads 2 --epochs 1 --batch 4 --max-steps 2 --units 16 >"$WORK/train_tf.log" 2>&1 \
+  || { cat "$WORK/train_tf.log"; fail "train --decoder transformer"; }
+grep -q "decoder transformer (1 layers, 2 heads)" "$WORK/train_tf.log" || fail "train did not report the transformer decoder"
+"$TOOLS/infer" --model "$WORK/run_tf/checkpoint.h5" --beam 2 "$IMG1" >"$WORK/tf.txt" || fail "infer with a transformer decoder"
+grep -q "000001.jpg" "$WORK/tf.txt" || fail "no transformer caption"
+"$TOOLS/train" --decoder transformer --units 10 --heads 4 2>"$WORK/err" && fail "units not divisible by heads was accepted"
+grep -q "not divisible" "$WORK/err" || fail "heads message: $(cat "$WORK/err")"
+
+# A hand-made COCO-layout directory (captions_<split>2014.json beside train2014/), a feature cache of
+# a frozen Inception-ResNet-v2 at a small input size, and training from that cache.
+mkdir -p "$WORK/coco/annotations" "$WORK/coco/train2014" "$WORK/coco/val2014"
+coco_json() {  # split first_index count
+  local images="" annotations="" sep=""
+  for i in $(seq "$2" $(($2 + $3 - 1))); do
+    local name
+    name=$(printf '%06d.jpg' "$i")
+    cp "$WORK/data/images/train/$name" "$WORK/coco/$1/$name"
+    images="$images$sep{\"id\": $i, \"file_name\": \"$name\"}"
+    annotations="$annotations$sep{\"id\": $i, \"image_id\": $i, \"caption\": \"A picture number $i.\"}"
+    sep=", "
+  done
+  echo "{\"images\": [$images], \"annotations\": [$annotations]}"
+}
+coco_json train2014 1 8 >"$WORK/coco/annotations/captions_train2014.json"
+coco_json val2014 9 4 >"$WORK/coco/annotations/captions_val2014.json"
+"$TOOLS/cache_features" --data "$WORK/coco" --out "$WORK/features.h5" --image-size 75 --batch 4 \
+  >"$WORK/cache.log" 2>&1 || { cat "$WORK/cache.log"; fail "cache_features"; }
+grep -q "train: 8 images" "$WORK/cache.log" || fail "cache_features did not read the train split"
+COCO_TRAIN=(--data "$WORK/coco" --encoder inception_resnet_v2 --image-size 75 --feature-cache "$WORK/features.h5"
+            --epochs 1 --batch 4 --max-steps 2 --units 16 --vocab-size 20 --max-len 8)
+"$TOOLS/train" "${COCO_TRAIN[@]}" --out "$WORK/run_coco" >"$WORK/train_coco.log" 2>&1 \
+  || { cat "$WORK/train_coco.log"; fail "train from a feature cache"; }
+[ -f "$WORK/run_coco/checkpoint.h5" ] || fail "no checkpoint from the feature-cache run"
+# Another seed means other (random) encoder weights: the cache must be refused, naming why.
+"$TOOLS/train" "${COCO_TRAIN[@]}" --seed 2 --out "$WORK/run_coco2" 2>"$WORK/err" >/dev/null \
+  && fail "a feature cache of other encoder weights was accepted"
+grep -q "encoder weights" "$WORK/err" || fail "feature cache mismatch message: $(cat "$WORK/err")"
 echo "1 passed, 0 failed"

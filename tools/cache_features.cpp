@@ -1,0 +1,117 @@
+// tools/cache_features: runs the frozen encoder once over the images of a COCO-format directory and
+// keeps its features in an HDF5 file, so that `train --feature-cache` trains the decoder without
+// re-running Inception-ResNet-v2 every epoch (the encoder is ~95% of a frozen-encoder step).
+#include <omp.h>
+
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "cli.h"
+#include "io/batches.h"
+#include "io/captions.h"
+#include "io/feature_cache.h"
+#include "models/captioner.h"
+#include "models/keras_import.h"
+#include "tensor/autograd.h"
+
+using namespace glimpse;
+
+int main(int argc, char** argv) {
+  cli::use_passive_openmp_threads(argv);
+  cli::Flags flags("cache_features", "--data DIR --out FILE [options]   (see README.md)");
+  flags.option("data", "", "COCO-format directory (annotations/captions_<split>*.json + images)");
+  flags.option("splits", "train,val", "comma-separated splits to cache (train needs train and val)");
+  flags.option("out", "", "the cache file to write (HDF5, replaced atomically)");
+  flags.option("encoder", "inception_resnet_v2", "tiny | inception_resnet_v2");
+  flags.option("keras-weights", "", "Keras ImageNet weights (.h5); pass the same file to train");
+  flags.option("image-size", "", "input image size (default: 128 tiny, 299 inception_resnet_v2)");
+  flags.option("pixel-scaling", "inception", "inception (x/127.5-1) | unit (x/255)");
+  flags.flag("float16", "store features as float16 (half the disk, ~3 significant digits)");
+  flags.option("batch", "32", "images per encoder call");
+  flags.option("device", "cpu", "cpu | cuda");
+  flags.option("threads", "0", "CPU threads (0 = all cores)");
+  flags.option("seed", "1", "seed of the encoder's initial weights (matters only without --keras-weights)");
+  try {
+    flags.parse(argc, argv);
+    if (!flags.given("data") || !flags.given("out"))
+      throw std::invalid_argument("cache_features: --data and --out are required (see --help)");
+    const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
+    if (threads > 0) omp_set_num_threads(threads);
+    const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
+    if (device == Device::CUDA && !cuda_available())
+      throw std::runtime_error("cache_features: --device cuda, but no CUDA device is available");
+
+    models::CaptionerConfig config = models::CaptionerConfig::notebook();
+    config.encoder = flags.choice("encoder", {"tiny", "inception_resnet_v2"});
+    config.image_size = flags.given("image-size") ? static_cast<int>(flags.integer("image-size", 32, 2048))
+                                                  : (config.encoder == "tiny" ? 128 : 299);
+    config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
+    const int batch = static_cast<int>(flags.integer("batch", 1, 4096));
+
+    // Every image of the requested splits, each id once.
+    std::vector<CaptionedImage> images;
+    std::set<int64_t> seen;
+    std::stringstream splits(flags.str("splits"));
+    for (std::string split; std::getline(splits, split, ',');) {
+      CaptionDataset d = read_coco_split(flags.str("data"), split);
+      if (d.problem_count() > 0) std::cout << summarize_problems(d) << "\n";
+      for (CaptionedImage& im : d.images)
+        if (seen.insert(im.image_id).second) images.push_back(std::move(im));
+      std::cout << split << ": " << d.images.size() << " images\n";
+    }
+    if (images.empty()) throw std::runtime_error("cache_features: no images in " + flags.str("data"));
+
+    const uint64_t seed = static_cast<uint64_t>(flags.integer("seed", 0));
+    // A Captioner builds its encoder first from the seed, as train's does, so that without Keras
+    // weights the two encoders still agree (the fingerprint check in train relies on it).
+    models::Captioner model(config, seed);
+    if (flags.given("keras-weights")) {
+      models::import_keras_encoder_weights(*model.encoder, flags.str("keras-weights"));
+      std::cout << "loaded Keras weights from " << flags.str("keras-weights") << "\n";
+    } else {
+      std::cout << "warning: no --keras-weights: caching the features of a randomly initialised encoder\n";
+    }
+    model.encoder->to(device);
+    model.encoder->eval();
+
+    FeatureCacheInfo info{config.encoder, config.image_size, config.pixel_scaling, model.grid_cells(),
+                          model.encoder->output_channels(), model.encoder->fingerprint()};
+    std::vector<int64_t> ids;
+    for (const CaptionedImage& im : images) ids.push_back(im.image_id);
+    const PixelScaling scaling = config.pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
+    const int64_t S = config.image_size;
+    int failures = 0;
+    auto encode = [&](size_t first, size_t count) {
+      std::vector<float> pixels;
+      pixels.reserve(count * S * S * 3);
+      for (size_t i = first; i < first + count; ++i) {
+        try {
+          std::vector<float> px = load_image_for_model(images[i].path, config.image_size, scaling);
+          pixels.insert(pixels.end(), px.begin(), px.end());
+        } catch (const std::exception& e) {
+          // One unreadable image must not cost a run of hours: it is cached as an all-zero input,
+          // reported here, and the exit status says so.
+          std::cerr << "\nwarning: " << images[i].path << ": " << e.what() << " (cached as blank)\n";
+          ++failures;
+          pixels.insert(pixels.end(), S * S * 3, 0.0f);
+        }
+      }
+      NoGradGuard no_grad;
+      Tensor x = Tensor::from_vector(pixels, {static_cast<int64_t>(count), S, S, 3}).to(device);
+      return model.encoder_features(x).to(Device::CPU);
+    };
+    std::cout << "encoding " << ids.size() << " images with " << config.encoder << " at " << S << "x" << S
+              << " -> " << info.cells << "x" << info.channels << " features each\n";
+    FeatureCache::build(flags.str("out"), ids, info, flags.on("float16"), batch, encode,
+                        [](size_t done, size_t total) {
+                          std::cout << "\r  " << done << "/" << total << std::flush;
+                        });
+    std::cout << "\nwrote " << flags.str("out") << " (encoder weights " << info.weights << ")\n";
+    if (failures > 0) std::cout << failures << " image(s) could not be read and were cached blank\n";
+    return failures > 0 ? 2 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
