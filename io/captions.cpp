@@ -150,6 +150,7 @@ CaptionDataset read_coco_captions(const std::string& annotations_file, const std
     const json& annotations = require_array_member(root, "annotations", annotations_file, where);
 
     CaptionDataset dataset;
+    dataset.source = annotations_file;
     ProblemLog log(dataset, options.max_problem_messages);
     std::vector<CaptionedImage> pending;
     std::unordered_map<int64_t, size_t> pending_by_id;
@@ -252,6 +253,7 @@ CaptionDataset read_karpathy_split(const std::string& dataset_file, const std::s
     const json& images = require_array_member(root, "images", dataset_file, where);
 
     CaptionDataset dataset;
+    dataset.source = dataset_file;
     ProblemLog log(dataset, options.max_problem_messages);
     for (size_t i = 0; i < images.size(); ++i) {
         const json& record = images[i];
@@ -318,6 +320,7 @@ CaptionDataset read_flickr_captions(const std::string& token_file, const std::st
     if (!in) throw std::runtime_error(std::string(where) + ": " + token_file + ": cannot open file");
 
     CaptionDataset dataset;
+    dataset.source = token_file;
     ProblemLog log(dataset, options.max_problem_messages);
     std::vector<CaptionedImage> found;
     std::unordered_map<std::string, size_t> found_by_name;

@@ -25,6 +25,7 @@ struct CaptionedImage {
 
 struct CaptionDataset {
     std::vector<CaptionedImage> images;
+    std::string source;  // the file the captions were read from
     // One line per skipped or dropped item, up to CaptionReadOptions::max_problem_messages; the
     // counters below keep counting past that.
     std::vector<std::string> problems;

@@ -14,6 +14,9 @@
 #   BUILD=build-gpu       build directory          JOBS=16             parallel build jobs
 #   GPU_CHECK_BUDGET=480  total seconds            CMAKE_ARGS=...      extra configure arguments
 #   OUT=dir               if set, the logs (logs.tar.gz) and summary.txt are copied there
+#   GPU_CHECK_AFTER_BUILD="command"   run in the background once the full build is done (e.g.
+#                         scripts/shapes-sweep.sh); the benchmarks wait for it so that it cannot
+#                         disturb their timings. Its output: $LOGS/after-build.log.
 #
 # If the full project cannot be configured (a library missing on the GPU machine), the GPU subset
 # in scripts/gpu/CMakeLists.txt is built instead (header-only dependencies, copies of which may be
@@ -116,6 +119,14 @@ else
   fi
 fi
 
+AFTER_BUILD_PID=""
+if [ "$BUILT" = 1 ] && [ -n "${GPU_CHECK_AFTER_BUILD:-}" ]; then
+  echo "--- after-build job in the background: $GPU_CHECK_AFTER_BUILD"
+  AFTER_BUILD_T0=$(date +%s)
+  bash -c "$GPU_CHECK_AFTER_BUILD" >"$LOGS/after-build.log" 2>&1 &
+  AFTER_BUILD_PID=$!
+fi
+
 # --- 2. CUDA tests ------------------------------------------------------------------------------
 if [ "$BUILT" = 1 ]; then
   run_step "cuda tests (ctest -R cuda)" 150 ctest --test-dir "$BUILD" -R cuda --output-on-failure
@@ -141,6 +152,14 @@ else
     --error-exitcode 99 --print-limit 20 "$PARITY"
   grep -E "ERROR SUMMARY|=========.*(Invalid|Error)" "$(log_of "memcheck (parity test)")" |
     head -n 20
+fi
+
+if [ -n "$AFTER_BUILD_PID" ]; then
+  wait "$AFTER_BUILD_PID"
+  rc=$?
+  record "after-build job" "$([ $rc -eq 0 ] && echo pass || echo "FAIL (exit $rc)")" \
+    "$(($(date +%s) - AFTER_BUILD_T0))"
+  tail -n 20 "$LOGS/after-build.log"
 fi
 
 # --- 4. GPU benchmarks --------------------------------------------------------------------------

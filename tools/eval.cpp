@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 int main(int argc, char** argv) {
   cli::Flags flags("eval", "--model CKPT --data DIR [options]   (score captions on a split)");
   flags.option("model", "", "checkpoint written by tools/train (required)");
-  flags.option("data", "data/shapes", "COCO-format directory (annotations/captions_<split>.json, images/<split>/)");
+  flags.option("data", "data/shapes", "COCO-format directory (annotations/captions_<split>*.json; images/<split>/ or <split><year>/)");
   flags.option("split", "test", "split to evaluate");
   flags.option("beam", "0", "beam width (0 = greedy)");
   flags.option("limit", "0", "evaluate only the first N images (0 = all)");
@@ -38,8 +38,7 @@ int main(int argc, char** argv) {
     if (threads > 0) omp_set_num_threads(threads);
     const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
     const std::string split = flags.str("split");
-    const std::string annotations = flags.str("data") + "/annotations/captions_" + split + ".json";
-    CaptionDataset data = read_coco_captions(annotations, flags.str("data") + "/images/" + split);
+    CaptionDataset data = read_coco_split(flags.str("data"), split);
     const int64_t limit = flags.integer("limit", 0);
     if (limit > 0 && static_cast<int64_t>(data.images.size()) > limit) data.images.resize(limit);
 
@@ -62,7 +61,7 @@ int main(int argc, char** argv) {
     // Shapes scenes carry their ground truth in the annotations file.
     std::map<int64_t, SceneTruth> truth;
     try {
-      truth = load_shapes_truth(annotations);
+      truth = load_shapes_truth(data.source);
     } catch (const std::exception&) {
       truth.clear();  // not a shapes dataset
     }
