@@ -1,4 +1,8 @@
 // Convolution (im2col + GEMM, NHWC, Keras kernel layout) and 2D pooling, TF padding semantics.
+#include <omp.h>
+
+#include <algorithm>
+
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
 
@@ -57,39 +61,184 @@ bool is_pointwise(const Conv2dGeometry& g) {
   return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1;
 }
 
-// cols [N*OH*OW, KH*KW*C] for x; a pointwise conv needs none (x itself is the matrix).
-Tensor im2col_matrix(const Tensor& x, const Conv2dGeometry& g) {
-  Tensor cols = Tensor::empty({g.N * g.OH * g.OW, g.KH * g.KW * g.C}, x.dtype(), x.device());
-  dispatch_float("conv2d", x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    kernels_for<T>(x.device()).im2col(x.data<T>(), cols.data<T>(), g);
+// ---- panels: im2col + GEMM a slice of output rows at a time -----------------------------------------
+//
+// The patch matrix of a whole batch is large (199 MB for the 147x147x32 -> 64 stem conv at batch
+// 8): built at once, it falls out of every cache before the GEMM reads it back, and a fresh block
+// that size is page-faulted in on every call. So on the CPU the (n, oh) output rows are cut into
+// panels whose patch matrix is a few MB; each panel's patches are built in one reused buffer and
+// multiplied straight into the output's rows. The panel size depends on the shapes only, never on
+// the thread count. On the GPU the whole batch is one panel: there a bigger GEMM is simply faster.
+
+// About this many bytes of patches per panel: a few MB fits the L3 cache next to the kernel, and
+// is big enough that packing the kernel once per panel costs little against the panel's GEMM.
+constexpr int64_t kPanelBytes = int64_t(2) << 20;
+// Never fewer output pixels than this per panel (a GEMM with few rows runs below peak).
+constexpr int64_t kMinPanelPixels = 1024;
+
+struct PanelPlan {
+  int64_t rows_per_panel;  // (n, oh) output rows per panel; the last panel may have fewer
+  int64_t num_panels;
+};
+
+PanelPlan plan_panels(const Conv2dGeometry& g, size_t element_size, Device device) {
+  const int64_t total_rows = g.N * g.OH;
+  if (device != Device::CPU) return {total_rows, 1};
+  const int64_t depth = g.KH * g.KW * g.C;
+  const int64_t pixels = std::max<int64_t>(
+      kMinPanelPixels, kPanelBytes / std::max<int64_t>(1, depth * static_cast<int64_t>(element_size)));
+  const int64_t rows = std::max<int64_t>(1, (pixels + g.OW - 1) / g.OW);
+  // Equal panels rather than full ones plus a small remainder.
+  const int64_t num_panels = (total_rows + rows - 1) / rows;
+  return {(total_rows + num_panels - 1) / num_panels, num_panels};
+}
+
+// A piece of a panel that the im2col/col2im kernels can take as one geometry: whole images, or a
+// run of output rows of one image. For the latter the input is re-based at the first input row the
+// windows touch, so the piece's own padding is never negative and its input ends at the last row
+// they touch.
+struct PanelPiece {
+  Conv2dGeometry g;
+  int64_t input_offset;  // elements from the start of x (or gx) to the piece's input
+  int64_t first_pixel;   // the piece's first output pixel, counted from the panel's start
+};
+
+// Calls fn(piece) for the pieces covering output rows [row_begin, row_end) of the (n, oh) rows.
+template <class Fn>
+void for_each_piece(const Conv2dGeometry& g, int64_t row_begin, int64_t row_end, Fn&& fn) {
+  const int64_t image_size = g.H * g.W * g.C;
+  int64_t row = row_begin;
+  while (row < row_end) {
+    const int64_t n = row / g.OH, oh = row % g.OH;
+    PanelPiece piece{g, 0, (row - row_begin) * g.OW};
+    if (oh == 0 && row_end - row >= g.OH) {  // whole images
+      const int64_t images = (row_end - row) / g.OH;
+      piece.g.N = images;
+      piece.input_offset = n * image_size;
+      row += images * g.OH;
+    } else {  // output rows [oh, oh_end) of image n
+      const int64_t oh_end = std::min(g.OH, oh + (row_end - row));
+      const int64_t first_input_row = std::max<int64_t>(0, oh * g.SH - g.pad_top);
+      const int64_t end_input_row = std::min(g.H, (oh_end - 1) * g.SH - g.pad_top + g.KH);
+      piece.g.N = 1;
+      piece.g.OH = oh_end - oh;
+      piece.g.pad_top = g.pad_top - oh * g.SH + first_input_row;
+      piece.g.H = std::max<int64_t>(0, end_input_row - first_input_row);
+      piece.input_offset = n * image_size + first_input_row * g.W * g.C;
+      row += oh_end - oh;
+    }
+    fn(piece);
+  }
+}
+
+// Writes the patch rows of output rows [row_begin, row_end) into cols (one row per output pixel).
+template <class T>
+void im2col_rows(const Kernels<T>& k, const T* x, T* cols, const Conv2dGeometry& g,
+                 int64_t row_begin, int64_t row_end) {
+  const int64_t depth = g.KH * g.KW * g.C;
+  for_each_piece(g, row_begin, row_end, [&](const PanelPiece& p) {
+    k.im2col(x + p.input_offset, cols + p.first_pixel * depth, p.g);
   });
-  return cols;
+}
+
+// Adds the patch-row gradients of output rows [row_begin, row_end) onto gx.
+template <class T>
+void col2im_rows(const Kernels<T>& k, const T* dcols, T* gx, const Conv2dGeometry& g,
+                 int64_t row_begin, int64_t row_end) {
+  const int64_t depth = g.KH * g.KW * g.C;
+  for_each_piece(g, row_begin, row_end, [&](const PanelPiece& p) {
+    k.col2im(dcols + p.first_pixel * depth, gx + p.input_offset, p.g);
+  });
+}
+
+// What happens to each panel of the output after its GEMM: the inference epilogue of
+// conv2d_bias_activation (bias added by starting the GEMM from it; ReLU while the panel is hot).
+template <class T>
+struct Epilogue {
+  const T* bias = nullptr;  // [COUT] or null
+  bool relu = false;
+};
+
+// out[N*OH*OW, COUT] = patches(x) W (+ bias, ReLU), panel by panel.
+//
+// On the CPU, several panels run in parallel, one per thread, each thread with its own patch
+// buffer and a single-threaded GEMM: one fork/join per convolution rather than two per panel (the
+// im2col loop and the GEMM), and a thread descheduled by another process on a shared machine
+// delays only its own panel while the others take the rest (dynamic schedule). A single panel (a
+// small or pointwise conv) is one GEMM parallelised inside. Which thread runs a panel changes
+// nothing in the result.
+template <class T>
+void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Conv2dGeometry& g,
+                  int64_t COUT, Device device, DType dtype, const Epilogue<T>& epilogue) {
+  const int64_t depth = g.KH * g.KW * g.C;
+  const bool pointwise = is_pointwise(g);
+  const PanelPlan plan = pointwise ? PanelPlan{g.N * g.OH, 1} : plan_panels(g, sizeof(T), device);
+  auto run_panel = [&](int64_t p, T* patches) {
+    const int64_t row_begin = p * plan.rows_per_panel;
+    const int64_t row_end = std::min(g.N * g.OH, row_begin + plan.rows_per_panel);
+    const int64_t pixels = (row_end - row_begin) * g.OW;
+    T* y = out + row_begin * g.OW * COUT;
+    const T* cols = x + row_begin * g.OW * depth;  // a pointwise conv's patches are x itself
+    if (!pointwise) {
+      im2col_rows(k, x, patches, g, row_begin, row_end);
+      cols = patches;
+    }
+    // The GEMM starts from the bias rows (beta = 1) instead of from zeros: the bias costs nothing.
+    if (epilogue.bias) k.copy_2d(epilogue.bias, 0, y, COUT, pixels, COUT);
+    k.gemm(false, false, pixels, COUT, depth, T(1), cols, depth, w, COUT,
+           epilogue.bias ? T(1) : T(0), y, COUT);
+    if (epilogue.relu) k.unary(UnaryOp::Relu, y, y, pixels * COUT, T(0));
+  };
+  const int64_t panel_elements = pointwise ? 0 : plan.rows_per_panel * g.OW * depth;
+  const int threads = device == Device::CPU ? omp_get_max_threads() : 1;
+  if (plan.num_panels == 1 || threads == 1) {
+    Tensor buffer = Tensor::empty({panel_elements}, dtype, device);
+    for (int64_t p = 0; p < plan.num_panels; ++p) run_panel(p, buffer.data<T>());
+    return;
+  }
+  const int64_t workers = std::min<int64_t>(threads, plan.num_panels);
+  Tensor buffers = Tensor::empty({workers, panel_elements}, dtype, device);
+  T* base = buffers.data<T>();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(workers))
+  for (int64_t p = 0; p < plan.num_panels; ++p) {
+    run_panel(p, base + omp_get_thread_num() * panel_elements);
+  }
+}
+
+struct ConvArgs {
+  Conv2dGeometry g;
+  int64_t COUT;
+};
+
+ConvArgs check_conv(const char* name, const Tensor& x, const Tensor& kernel, int sh, int sw,
+                    Padding padding) {
+  check_float(name, kernel, "kernel");
+  if (kernel.rank() != 4)
+    fail(name, "kernel must be (kh, kw, cin, cout), got shape ", shape_str(kernel.shape()));
+  Conv2dGeometry g = make_geometry(name, x, kernel.shape()[0], kernel.shape()[1], sh, sw, padding);
+  check_same_dtype_device(name, x, kernel);
+  if (kernel.shape()[2] != g.C)
+    fail(name, "kernel ", shape_str(kernel.shape()), " expects ", kernel.shape()[2],
+         " input channels but the input ", shape_str(x.shape()), " has ", g.C);
+  return {g, kernel.shape()[3]};
 }
 
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding padding) {
   const char* name = "conv2d";
-  check_float(name, kernel, "kernel");
-  if (kernel.rank() != 4)
-    fail(name, "kernel must be (kh, kw, cin, cout), got shape ", shape_str(kernel.shape()));
-  Conv2dGeometry g = make_geometry(name, x_in, kernel.shape()[0], kernel.shape()[1], sh, sw, padding);
-  check_same_dtype_device(name, x_in, kernel);
-  if (kernel.shape()[2] != g.C)
-    fail(name, "kernel ", shape_str(kernel.shape()), " expects ", kernel.shape()[2],
-         " input channels but the input ", shape_str(x_in.shape()), " has ", g.C);
-  const int64_t COUT = kernel.shape()[3];
+  const ConvArgs args = check_conv(name, x_in, kernel, sh, sw, padding);
+  const Conv2dGeometry g = args.g;
+  const int64_t COUT = args.COUT;
   const int64_t rows = g.N * g.OH * g.OW, depth = g.KH * g.KW * g.C;
   Tensor x = x_in.contiguous().detach();
   Tensor w = kernel.contiguous().detach();
   Tensor out = Tensor::empty({g.N, g.OH, g.OW, COUT}, x.dtype(), x.device());
   if (out.numel() > 0) {
-    Tensor cols = is_pointwise(g) ? x : im2col_matrix(x, g);
     dispatch_float(name, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      kernels_for<T>(x.device()).gemm(false, false, rows, COUT, depth, T(1), cols.data<T>(), depth,
-                                      w.data<T>(), COUT, T(0), out.data<T>(), COUT);
+      conv_forward<T>(kernels_for<T>(x.device()), x.data<T>(), w.data<T>(), out.data<T>(), g, COUT,
+                      x.device(), x.dtype(), Epilogue<T>{});
     });
   }
   if (any_requires_grad({x_in, kernel})) {
@@ -100,29 +249,70 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding 
       dispatch_float(name, x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const Kernels<T>& k = kernels_for<T>(x.device());
-        if (need_w) {
-          // dW[depth, COUT] = cols^T gy; the columns are recomputed rather than kept alive.
-          Tensor cols = is_pointwise(g) ? x : im2col_matrix(x, g);
-          gw = Tensor::empty(w.shape(), w.dtype(), w.device());
-          k.gemm(true, false, depth, COUT, rows, T(1), cols.data<T>(), depth, gy.data<T>(), COUT,
-                 T(0), gw.data<T>(), COUT);
-        }
-        if (need_x) {
-          // dcols = gy W^T, then col2im scatters each window back onto the image.
-          if (is_pointwise(g)) {
+        if (is_pointwise(g)) {  // x is the patch matrix: two plain GEMMs
+          if (need_w) {
+            gw = Tensor::empty(w.shape(), w.dtype(), w.device());
+            k.gemm(true, false, depth, COUT, rows, T(1), x.data<T>(), depth, gy.data<T>(), COUT,
+                   T(0), gw.data<T>(), COUT);
+          }
+          if (need_x) {
             gx = Tensor::empty(x.shape(), x.dtype(), x.device());
             k.gemm(false, true, rows, depth, COUT, T(1), gy.data<T>(), COUT, w.data<T>(), COUT,
                    T(0), gx.data<T>(), depth);
-          } else {
-            Tensor dcols = Tensor::empty({rows, depth}, x.dtype(), x.device());
-            k.gemm(false, true, rows, depth, COUT, T(1), gy.data<T>(), COUT, w.data<T>(), COUT,
-                   T(0), dcols.data<T>(), depth);
-            gx = Tensor::zeros(x.shape(), x.dtype(), x.device());
-            k.col2im(dcols.data<T>(), gx.data<T>(), g);
+          }
+          return;
+        }
+        // Panel by panel, as the forward: dW[depth, COUT] += patches^T gy (the patches are
+        // recomputed rather than kept alive); dpatches = gy W^T, which col2im adds onto gx.
+        const PanelPlan plan = plan_panels(g, sizeof(T), x.device());
+        Tensor buffer = Tensor::empty({plan.rows_per_panel * g.OW, depth}, x.dtype(), x.device());
+        if (need_w) gw = Tensor::empty(w.shape(), w.dtype(), w.device());
+        if (need_x) gx = Tensor::zeros(x.shape(), x.dtype(), x.device());
+        for (int64_t p = 0; p < plan.num_panels; ++p) {
+          const int64_t row_begin = p * plan.rows_per_panel;
+          const int64_t row_end = std::min(g.N * g.OH, row_begin + plan.rows_per_panel);
+          const int64_t pixels = (row_end - row_begin) * g.OW;
+          const T* gy_panel = gy.data<T>() + row_begin * g.OW * COUT;
+          if (need_w) {
+            im2col_rows(k, x.data<T>(), buffer.data<T>(), g, row_begin, row_end);
+            k.gemm(true, false, depth, COUT, pixels, T(1), buffer.data<T>(), depth, gy_panel, COUT,
+                   p == 0 ? T(0) : T(1), gw.data<T>(), COUT);
+          }
+          if (need_x) {
+            k.gemm(false, true, pixels, depth, COUT, T(1), gy_panel, COUT, w.data<T>(), COUT,
+                   T(0), buffer.data<T>(), depth);
+            col2im_rows(k, buffer.data<T>(), gx.data<T>(), g, row_begin, row_end);
           }
         }
       });
       return std::vector<Tensor>{gx, gw};
+    });
+  }
+  return out;
+}
+
+Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Tensor& bias, int sh,
+                              int sw, Padding padding, bool relu_after) {
+  const char* name = "conv2d_bias_activation";
+  const ConvArgs args = check_conv(name, x_in, kernel, sh, sw, padding);
+  check_float(name, bias, "bias");
+  check_same_dtype_device(name, kernel, bias);
+  if (bias.rank() != 1 || bias.shape()[0] != args.COUT)
+    fail(name, "bias must be [", args.COUT, "] for kernel ", shape_str(kernel.shape()), ", got ",
+         shape_str(bias.shape()));
+  if (any_requires_grad({x_in, kernel, bias})) {  // training: the composed, differentiable ops
+    Tensor y = add(conv2d(x_in, kernel, sh, sw, padding), bias);
+    return relu_after ? relu(y) : y;
+  }
+  Tensor x = x_in.contiguous();
+  Tensor w = kernel.contiguous();
+  Tensor b = bias.contiguous();
+  Tensor out = Tensor::empty({args.g.N, args.g.OH, args.g.OW, args.COUT}, x.dtype(), x.device());
+  if (out.numel() > 0) {
+    dispatch_float(name, x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      conv_forward<T>(kernels_for<T>(x.device()), x.data<T>(), w.data<T>(), out.data<T>(), args.g,
+                      args.COUT, x.device(), x.dtype(), Epilogue<T>{b.data<T>(), relu_after});
     });
   }
   return out;
