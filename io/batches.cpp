@@ -39,6 +39,10 @@ CaptionBatcher::CaptionBatcher(const CaptionDataset& data, const Tokenizer& toke
     : data_(data), tokenizer_(tokenizer), options_(std::move(options)) {
   if (options_.batch_size <= 0) throw std::invalid_argument("CaptionBatcher: batch size must be positive");
   if (data_.images.empty()) throw std::invalid_argument("CaptionBatcher: the dataset has no images");
+  if (options_.captions_per_image < 1)
+    throw std::invalid_argument("CaptionBatcher: captions_per_image must be at least 1");
+  if (options_.captions_per_image > 1 && options_.all_pairs)
+    throw std::invalid_argument("CaptionBatcher: captions_per_image > 1 and all_pairs do not combine");
   if (options_.cache_images) image_cache_.resize(data_.images.size());
 }
 
@@ -135,19 +139,24 @@ CaptionBatch CaptionBatcher::load(int64_t step) {
       continue;
     }
     const auto [image_index, caption_index] = pairs_[first + i];
-    caption_ids(tokenizer_, data_.images[image_index].captions[caption_index], in, tg);
+    const std::vector<std::string>& captions = data_.images[image_index].captions;
+    for (int j = 0; j < options_.captions_per_image; ++j) {
+      caption_ids(tokenizer_, captions[(caption_index + j) % captions.size()], in, tg);
+      inputs.insert(inputs.end(), in.begin(), in.end());
+      targets.insert(targets.end(), tg.begin(), tg.end());
+    }
     pixels.insert(pixels.end(), items[i].begin(), items[i].end());
-    inputs.insert(inputs.end(), in.begin(), in.end());
-    targets.insert(targets.end(), tg.begin(), tg.end());
     batch.image_indices.push_back(image_index);
   }
   const int64_t kept = batch.size();
+  const int64_t rows = kept * options_.captions_per_image;
+  batch.captions_per_image = options_.captions_per_image;
   Shape shape{kept};
   shape.insert(shape.end(), item_shape.begin(), item_shape.end());
   (void)item_size;
   batch.pixels_or_features = Tensor::from_vector(pixels, shape);
-  batch.input_ids = Tensor::from_vector(inputs, {kept, T});
-  batch.target_ids = Tensor::from_vector(targets, {kept, T});
+  batch.input_ids = Tensor::from_vector(inputs, {rows, T});
+  batch.target_ids = Tensor::from_vector(targets, {rows, T});
   return batch;
 }
 

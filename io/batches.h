@@ -22,8 +22,9 @@ namespace glimpse {
 
 struct CaptionBatch {
   Tensor pixels_or_features;  // float32 [B, S, S, 3] or [B, cells, C]
-  Tensor input_ids;           // int32 [B, T]
-  Tensor target_ids;          // int32 [B, T]
+  Tensor input_ids;           // int32 [B*k, T]: image i's k captions are rows i*k .. i*k+k-1
+  Tensor target_ids;          // int32 [B*k, T]
+  int captions_per_image = 1; // k
   std::vector<size_t> image_indices;
   int64_t size() const { return static_cast<int64_t>(image_indices.size()); }
 };
@@ -34,6 +35,9 @@ struct BatcherOptions {
   PixelScaling scaling = PixelScaling::Inception;
   uint64_t seed = 0;
   bool all_pairs = false;       // every (image, caption) pair per epoch instead of one caption
+  // k captions of each image in the same batch (the one drawn for the epoch and the next k-1,
+  // cyclically), so the encoder runs once for k decoder rows. Not combinable with all_pairs.
+  int captions_per_image = 1;
   bool drop_remainder = true;   // as the notebook's dataset does
   // Keep decoded images in memory after the first epoch (small datasets such as shapes).
   bool cache_images = false;

@@ -47,6 +47,7 @@ std::string format_duration(double seconds) {
 Tensor batch_loss(Captioner& model, const CaptionBatch& batch, bool from_features, Device device) {
   Tensor x = batch.pixels_or_features.to(device);
   Tensor features = from_features ? model.project_features(x) : model.encode(x);
+  if (batch.captions_per_image > 1) features = repeat_each_row(features, batch.captions_per_image);
   Tensor logits = model.decode(features, batch.input_ids.to(device));
   return nn::masked_sparse_categorical_crossentropy(logits, batch.target_ids.to(device));
 }
@@ -67,6 +68,18 @@ void write_loss_curve(const std::string& dir, const std::vector<float>& train,
 }
 
 }  // namespace
+
+Tensor repeat_each_row(const Tensor& x, int64_t k) {
+  if (k < 1 || x.rank() < 1) throw std::invalid_argument("repeat_each_row: k >= 1 and rank >= 1 needed");
+  const int64_t B = x.shape()[0], row = x.numel() / std::max<int64_t>(B, 1);
+  std::vector<int32_t> rows(B * k);
+  for (int64_t r = 0; r < B * k; ++r) rows[r] = static_cast<int32_t>(r / k);
+  Shape out_shape = x.shape();
+  out_shape[0] = B * k;
+  // A gather of whole rows; its backward scatter-adds, summing the k copies' gradients.
+  return reshape(gather_rows(reshape(x, {B, row}), Tensor::from_vector(rows, {B * k}).to(x.device())),
+                 out_shape);
+}
 
 void save_training_checkpoint(const std::string& path, Captioner& model, nn::Optimizer* optimizer,
                               const Tokenizer& tokenizer, const nlohmann::json& progress) {
@@ -136,6 +149,7 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
   bo.scaling = scaling_of(model.config());
   bo.seed = opt.seed;
   bo.all_pairs = opt.all_pairs;
+  bo.captions_per_image = opt.captions_per_image;
   bo.cache_images = opt.cache_images;
   bo.feature_cache = opt.feature_cache;
   CaptionBatcher batcher(data.train, data.tokenizer, bo);

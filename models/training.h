@@ -28,6 +28,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;  // steps; 0 = only at the end of each epoch
   bool resume = false;
   bool all_pairs = false;
+  int captions_per_image = 1;  // k captions per image per step (encoder once, decoder k times)
   bool cache_images = false;
   Device device = Device::CPU;
   int64_t max_steps = -1;        // stop after this many steps in total (tests, smoke runs)
@@ -59,6 +60,10 @@ struct NonFiniteLoss : std::runtime_error {
 TrainResult train_captioner(Captioner& model, const TrainData& data, const TrainOptions& options);
 
 // Saves model + optimizer + tokenizer + progress atomically to `path`.
+// x [B, ...] -> [B*k, ...] with row i repeated k times (rows i*k .. i*k+k-1): one image's features
+// serving its k captions. Differentiable: the gradient of row i is the sum over its k copies.
+Tensor repeat_each_row(const Tensor& x, int64_t k);
+
 void save_training_checkpoint(const std::string& path, Captioner& model, nn::Optimizer* optimizer,
                               const Tokenizer& tokenizer, const nlohmann::json& progress);
 

@@ -90,6 +90,51 @@ TEST_CASE("batches: shapes, seeded order, resume skip, and a corrupt image is sk
   CHECK(c.bad_image_messages()[0].find(damaged.images[0].file_name) != std::string::npos);
 }
 
+TEST_CASE("batches with k captions per image: the same images, k caption rows each, in order") {
+  Setup s;
+  BatcherOptions one;
+  one.batch_size = 4;
+  one.image_size = 32;
+  one.seed = 3;
+  BatcherOptions three = one;
+  three.captions_per_image = 3;
+  CaptionBatcher a(s.data, s.tokenizer, one), b(s.data, s.tokenizer, three);
+  CHECK(b.steps_per_epoch() == a.steps_per_epoch());
+  a.start_epoch(2);
+  b.start_epoch(2);
+  CaptionBatch x, y;
+  REQUIRE(a.next(x));
+  REQUIRE(b.next(y));
+  CHECK(y.captions_per_image == 3);
+  CHECK(y.image_indices == x.image_indices);
+  CHECK(y.pixels_or_features.to_vector() == x.pixels_or_features.to_vector());
+  REQUIRE(y.input_ids.shape() == Shape{12, 12});
+  CHECK(y.target_ids.shape() == Shape{12, 12});
+  const std::vector<int32_t> ids1 = x.input_ids.to_vector_i32(), ids3 = y.input_ids.to_vector_i32();
+  for (size_t i = 0; i < 4; ++i) {
+    // Row i*3 is the caption drawn for the epoch; rows i*3+1, i*3+2 the image's next two.
+    CHECK(std::vector<int32_t>(ids3.begin() + i * 36, ids3.begin() + i * 36 + 12) ==
+          std::vector<int32_t>(ids1.begin() + i * 12, ids1.begin() + i * 12 + 12));
+    const std::vector<std::string>& caps = s.data.images[y.image_indices[i]].captions;
+    std::vector<int32_t> in, tg;
+    bool found = false;
+    for (size_t c = 0; c < caps.size(); ++c) {
+      CaptionBatcher::caption_ids(s.tokenizer, caps[c], in, tg);
+      if (in != std::vector<int32_t>(ids3.begin() + i * 36, ids3.begin() + i * 36 + 12)) continue;
+      found = true;
+      for (int j = 1; j < 3; ++j) {
+        CaptionBatcher::caption_ids(s.tokenizer, caps[(c + j) % caps.size()], in, tg);
+        CHECK(in == std::vector<int32_t>(ids3.begin() + i * 36 + j * 12, ids3.begin() + i * 36 + j * 12 + 12));
+      }
+      break;
+    }
+    CHECK(found);
+  }
+  BatcherOptions bad = three;
+  bad.all_pairs = true;
+  CHECK_THROWS_WITH(CaptionBatcher(s.data, s.tokenizer, bad), doctest::Contains("do not combine"));
+}
+
 TEST_CASE("feature cache: build, read back, refuse mismatched settings") {
   Setup s;
   const std::string path = (s.root / "features.h5").string();

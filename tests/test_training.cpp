@@ -7,6 +7,9 @@
 #include "io/batches.h"
 #include "io/shapes_dataset.h"
 #include "models/training.h"
+#include "nn/losses.h"
+#include "tensor/random.h"
+#include <cmath>
 
 using namespace glimpse;
 using namespace glimpse::models;
@@ -89,6 +92,47 @@ TEST_CASE("the loss goes down when fitting a few batches") {
   const double last =
       (r.step_losses[n - 1] + r.step_losses[n - 2] + r.step_losses[n - 3] + r.step_losses[n - 4]) / 4;
   CHECK(last < 0.7 * first);
+}
+
+TEST_CASE("k captions per image: encoding once and repeating equals encoding k copies") {
+  TinySetup s;
+  Captioner model(s.config, 4);
+  Generator gen(9);
+  Tensor images = random_uniform({2, 128, 128, 3}, -1, 1, gen);
+  std::vector<int32_t> ids, tg;
+  for (int r = 0; r < 6; ++r)
+    for (int t = 0; t < 5; ++t) {
+      ids.push_back(t == 0 ? 3 : 5 + (r * 7 + t) % 9);
+      tg.push_back(t == 4 ? 0 : 5 + (r * 5 + t) % 9);
+    }
+  Tensor inputs = Tensor::from_vector(ids, {6, 5}), targets = Tensor::from_vector(tg, {6, 5});
+  auto loss_and_grads = [&](bool repeat) {
+    model.zero_grad();
+    Tensor features = repeat ? repeat_each_row(model.encode(images), 3)
+                             : model.encode(concat({slice(images, 0, 0, 1), slice(images, 0, 0, 1),
+                                                    slice(images, 0, 0, 1), slice(images, 0, 1, 2),
+                                                    slice(images, 0, 1, 2), slice(images, 0, 1, 2)},
+                                                   0));
+    Tensor loss = nn::masked_sparse_categorical_crossentropy(model.decode(features, inputs), targets);
+    loss.backward();
+    std::vector<std::vector<float>> grads;
+    for (const nn::NamedTensor& p : model.named_parameters(true)) grads.push_back(p.tensor->grad().to_vector());
+    return std::make_pair(loss.item(), grads);
+  };
+  model.eval();  // batch norm in inference mode: the batch statistics would differ with copies
+  auto [l1, g1] = loss_and_grads(true);
+  auto [l2, g2] = loss_and_grads(false);
+  CHECK(l1 == doctest::Approx(l2).epsilon(1e-6));
+  REQUIRE(g1.size() == g2.size());
+  for (size_t i = 0; i < g1.size(); ++i) {
+    double worst = 0, scale = 1e-6;
+    for (size_t j = 0; j < g1[i].size(); ++j) {
+      worst = std::max(worst, static_cast<double>(std::fabs(g1[i][j] - g2[i][j])));
+      scale = std::max(scale, static_cast<double>(std::fabs(g2[i][j])));
+    }
+    CHECK(worst <= 1e-4 * scale);
+  }
+  CHECK_THROWS(repeat_each_row(images, 0));
 }
 
 TEST_CASE("a non-finite loss stops training with the step named") {

@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   flags.option("seed", "1", "random seed (weights, shuffling)");
   flags.option("vocab-size", "", "tokenizer vocabulary size incl. padding and [UNK] (default: 64 shapes, 20000 COCO)");
   flags.option("max-len", "", "caption length in tokens (default: 24 shapes, 64 COCO)");
+  flags.option("captions-per-image", "",
+               "captions of each image per step, the encoder running once for all (default: 5 shapes, 1 COCO)");
   flags.option("units", "", "decoder width: GRU units = attention width (default: 128 shapes, 512 COCO)");
   flags.option("decoder", "gru", "gru (the notebook's) | transformer (masked self-attention + cross-attention)");
   flags.option("layers", "2", "transformer decoder layers");
@@ -106,6 +108,11 @@ int main(int argc, char** argv) {
     opt.checkpoint_every = flags.integer("checkpoint-every", 0);
     opt.resume = flags.on("resume");
     opt.all_pairs = flags.on("all-pairs");
+    opt.captions_per_image = flags.given("captions-per-image")
+                                 ? static_cast<int>(flags.integer("captions-per-image", 1, 1000))
+                                 : (shapes && !opt.all_pairs ? 5 : 1);
+    if (opt.all_pairs && opt.captions_per_image > 1)
+      throw std::invalid_argument("train: --all-pairs and --captions-per-image > 1 do not combine");
     opt.cache_images = shapes;
     opt.device = device;
     opt.max_steps = flags.integer("max-steps", -1);
