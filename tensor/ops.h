@@ -102,10 +102,12 @@ PaddingPlan plan_padding(int64_t in, int64_t kernel, int64_t stride, Padding pad
 
 // x [N, H, W, C], kernel [KH, KW, C, COUT] -> [N, OH, OW, COUT]. 1x1 stride-1 convs are one GEMM.
 Tensor conv2d(const Tensor& x, const Tensor& kernel, int stride_h, int stride_w, Padding padding);
-// relu?(conv2d(x, kernel) + bias), bias [COUT]: the inference form, which adds the bias and applies
-// the ReLU to each slice of the output while it is in cache. With gradients it is the composed ops.
+// relu?(residual + conv2d(x, kernel) + bias), bias [COUT], residual (optional) shaped like the
+// output: the inference form, which starts each slice of the output from residual + bias and
+// applies the ReLU while the slice is in cache. With gradients it is the composed ops.
 Tensor conv2d_bias_activation(const Tensor& x, const Tensor& kernel, const Tensor& bias,
-                              int stride_h, int stride_w, Padding padding, bool relu);
+                              int stride_h, int stride_w, Padding padding, bool relu,
+                              const Tensor& residual = Tensor());
 Tensor max_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,
                   Padding padding);
 Tensor avg_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,

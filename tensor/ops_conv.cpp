@@ -74,23 +74,35 @@ bool is_pointwise(const Conv2dGeometry& g) {
 // is big enough that packing the kernel once per panel costs little against the panel's GEMM.
 constexpr int64_t kPanelBytes = int64_t(2) << 20;
 // Never fewer output pixels than this per panel (a GEMM with few rows runs below peak).
-constexpr int64_t kMinPanelPixels = 1024;
+constexpr int64_t kMinPanelPixels = 256;
 
 struct PanelPlan {
   int64_t rows_per_panel;  // (n, oh) output rows per panel; the last panel may have fewer
   int64_t num_panels;
 };
 
-PanelPlan plan_panels(const Conv2dGeometry& g, size_t element_size, Device device) {
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Panels of at most about kPanelBytes of patches (a pointwise conv has none to bound), and, when
+// `workers` threads will share them and there is enough work, a multiple of `workers` panels so
+// that every thread gets the same share. Panels are equal, not full ones plus a small remainder.
+// (So the partition may depend on the thread count; as with Eigen's own threaded GEMM before, the
+// last bits of a result may then differ between thread counts.)
+PanelPlan plan_panels(const Conv2dGeometry& g, size_t element_size, Device device, int workers) {
   const int64_t total_rows = g.N * g.OH;
   if (device != Device::CPU) return {total_rows, 1};
-  const int64_t depth = g.KH * g.KW * g.C;
-  const int64_t pixels = std::max<int64_t>(
-      kMinPanelPixels, kPanelBytes / std::max<int64_t>(1, depth * static_cast<int64_t>(element_size)));
-  const int64_t rows = std::max<int64_t>(1, (pixels + g.OW - 1) / g.OW);
-  // Equal panels rather than full ones plus a small remainder.
-  const int64_t num_panels = (total_rows + rows - 1) / rows;
-  return {(total_rows + num_panels - 1) / num_panels, num_panels};
+  const int64_t total_pixels = total_rows * g.OW;
+  int64_t panels = 1;
+  if (!is_pointwise(g)) {
+    const int64_t patch_row_bytes = g.KH * g.KW * g.C * static_cast<int64_t>(element_size);
+    const int64_t pixels = std::max<int64_t>(kMinPanelPixels,
+                                             kPanelBytes / std::max<int64_t>(1, patch_row_bytes));
+    panels = ceil_div(total_pixels, pixels);
+  }
+  if (workers > 1 && total_pixels >= workers * kMinPanelPixels) panels = ceil_div(panels, workers) * workers;
+  panels = std::min(panels, total_rows);
+  const int64_t rows = ceil_div(total_rows, panels);
+  return {rows, ceil_div(total_rows, rows)};
 }
 
 // A piece of a panel that the im2col/col2im kernels can take as one geometry: whole images, or a
@@ -151,11 +163,13 @@ void col2im_rows(const Kernels<T>& k, const T* dcols, T* gx, const Conv2dGeometr
   });
 }
 
-// What happens to each panel of the output after its GEMM: the inference epilogue of
-// conv2d_bias_activation (bias added by starting the GEMM from it; ReLU while the panel is hot).
+// The inference epilogue of conv2d_bias_activation: what the GEMM of each panel starts from
+// (residual + bias, rather than zeros: adding them costs one pass over a panel still in cache) and
+// the ReLU applied while the panel is hot.
 template <class T>
 struct Epilogue {
-  const T* bias = nullptr;  // [COUT] or null
+  const T* bias = nullptr;      // [COUT] or null
+  const T* residual = nullptr;  // [N*OH*OW, COUT] like the output, or null
   bool relu = false;
 };
 
@@ -164,15 +178,16 @@ struct Epilogue {
 // On the CPU, several panels run in parallel, one per thread, each thread with its own patch
 // buffer and a single-threaded GEMM: one fork/join per convolution rather than two per panel (the
 // im2col loop and the GEMM), and a thread descheduled by another process on a shared machine
-// delays only its own panel while the others take the rest (dynamic schedule). A single panel (a
-// small or pointwise conv) is one GEMM parallelised inside. Which thread runs a panel changes
-// nothing in the result.
+// delays only its own panel while the others take the rest (dynamic schedule). A pointwise conv
+// needs no patches: its panels are row ranges of x itself. A single panel (a small conv) is one
+// GEMM parallelised inside. Which thread runs a panel changes nothing in the result.
 template <class T>
 void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Conv2dGeometry& g,
                   int64_t COUT, Device device, DType dtype, const Epilogue<T>& epilogue) {
   const int64_t depth = g.KH * g.KW * g.C;
   const bool pointwise = is_pointwise(g);
-  const PanelPlan plan = pointwise ? PanelPlan{g.N * g.OH, 1} : plan_panels(g, sizeof(T), device);
+  const int threads = device == Device::CPU ? omp_get_max_threads() : 1;
+  const PanelPlan plan = plan_panels(g, sizeof(T), device, threads);
   auto run_panel = [&](int64_t p, T* patches) {
     const int64_t row_begin = p * plan.rows_per_panel;
     const int64_t row_end = std::min(g.N * g.OH, row_begin + plan.rows_per_panel);
@@ -183,14 +198,28 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
       im2col_rows(k, x, patches, g, row_begin, row_end);
       cols = patches;
     }
-    // The GEMM starts from the bias rows (beta = 1) instead of from zeros: the bias costs nothing.
-    if (epilogue.bias) k.copy_2d(epilogue.bias, 0, y, COUT, pixels, COUT);
-    k.gemm(false, false, pixels, COUT, depth, T(1), cols, depth, w, COUT,
-           epilogue.bias ? T(1) : T(0), y, COUT);
+    const T* residual = epilogue.residual ? epilogue.residual + row_begin * g.OW * COUT : nullptr;
+    if (residual && epilogue.bias) {
+      BroadcastLayout rows_plus_bias;
+      rows_plus_bias.rank = 2;
+      rows_plus_bias.shape[0] = pixels;
+      rows_plus_bias.shape[1] = COUT;
+      rows_plus_bias.a_strides[0] = COUT;
+      rows_plus_bias.a_strides[1] = 1;
+      rows_plus_bias.b_strides[0] = 0;
+      rows_plus_bias.b_strides[1] = 1;
+      k.binary(BinaryOp::Add, residual, epilogue.bias, y, rows_plus_bias);
+    } else if (residual) {
+      k.copy_2d(residual, COUT, y, COUT, pixels, COUT);
+    } else if (epilogue.bias) {
+      k.copy_2d(epilogue.bias, 0, y, COUT, pixels, COUT);  // the bias row, repeated
+    }
+    const bool preloaded = residual || epilogue.bias;
+    k.gemm(false, false, pixels, COUT, depth, T(1), cols, depth, w, COUT, preloaded ? T(1) : T(0),
+           y, COUT);
     if (epilogue.relu) k.unary(UnaryOp::Relu, y, y, pixels * COUT, T(0));
   };
   const int64_t panel_elements = pointwise ? 0 : plan.rows_per_panel * g.OW * depth;
-  const int threads = device == Device::CPU ? omp_get_max_threads() : 1;
   if (plan.num_panels == 1 || threads == 1) {
     Tensor buffer = Tensor::empty({panel_elements}, dtype, device);
     for (int64_t p = 0; p < plan.num_panels; ++p) run_panel(p, buffer.data<T>());
@@ -264,7 +293,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding 
         }
         // Panel by panel, as the forward: dW[depth, COUT] += patches^T gy (the patches are
         // recomputed rather than kept alive); dpatches = gy W^T, which col2im adds onto gx.
-        const PanelPlan plan = plan_panels(g, sizeof(T), x.device());
+        // One panel after another (dW sums over them), each parallelised inside.
+        const PanelPlan plan = plan_panels(g, sizeof(T), x.device(), 1);
         Tensor buffer = Tensor::empty({plan.rows_per_panel * g.OW, depth}, x.dtype(), x.device());
         if (need_w) gw = Tensor::empty(w.shape(), w.dtype(), w.device());
         if (need_x) gx = Tensor::zeros(x.shape(), x.dtype(), x.device());
@@ -292,7 +322,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding 
 }
 
 Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Tensor& bias, int sh,
-                              int sw, Padding padding, bool relu_after) {
+                              int sw, Padding padding, bool relu_after, const Tensor& residual) {
   const char* name = "conv2d_bias_activation";
   const ConvArgs args = check_conv(name, x_in, kernel, sh, sw, padding);
   check_float(name, bias, "bias");
@@ -300,19 +330,30 @@ Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Te
   if (bias.rank() != 1 || bias.shape()[0] != args.COUT)
     fail(name, "bias must be [", args.COUT, "] for kernel ", shape_str(kernel.shape()), ", got ",
          shape_str(bias.shape()));
-  if (any_requires_grad({x_in, kernel, bias})) {  // training: the composed, differentiable ops
+  const Shape out_shape{args.g.N, args.g.OH, args.g.OW, args.COUT};
+  if (residual.defined()) {
+    check_float(name, residual, "residual");
+    check_same_dtype_device(name, x_in, residual);
+    if (residual.shape() != out_shape)
+      fail(name, "residual ", shape_str(residual.shape()), " must have the output's shape ",
+           shape_str(out_shape));
+  }
+  if (any_requires_grad({x_in, kernel, bias, residual})) {  // training: the differentiable ops
     Tensor y = add(conv2d(x_in, kernel, sh, sw, padding), bias);
+    if (residual.defined()) y = add(residual, y);
     return relu_after ? relu(y) : y;
   }
   Tensor x = x_in.contiguous();
   Tensor w = kernel.contiguous();
   Tensor b = bias.contiguous();
-  Tensor out = Tensor::empty({args.g.N, args.g.OH, args.g.OW, args.COUT}, x.dtype(), x.device());
+  Tensor r = residual.defined() ? residual.contiguous() : Tensor();
+  Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   if (out.numel() > 0) {
     dispatch_float(name, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
+      const Epilogue<T> epilogue{b.data<T>(), r.defined() ? r.data<T>() : nullptr, relu_after};
       conv_forward<T>(kernels_for<T>(x.device()), x.data<T>(), w.data<T>(), out.data<T>(), args.g,
-                      args.COUT, x.device(), x.dtype(), Epilogue<T>{b.data<T>(), relu_after});
+                      args.COUT, x.device(), x.dtype(), epilogue);
     });
   }
   return out;

@@ -89,8 +89,8 @@ void check_case(const Case& c) {
 }  // namespace
 
 TEST_CASE("conv2d over several panels matches a direct convolution (forward and gradients)") {
-  // Depth (KH*KW*C) above 512 doubles, so a panel holds 1024 output pixels: every case below has
-  // two or more panels, and at least one panel boundary falls inside an image.
+  // Depth (KH*KW*C) above 512 doubles, so a panel holds at most 2 MB / (8 * depth) < 512 output
+  // pixels: every case below has two or more panels, and panel boundaries fall inside images.
   const std::vector<Case> cases = {
       {3, 23, 21, 57, 3, 3, 5, 1, Padding::Same},
       {5, 47, 45, 57, 3, 3, 3, 2, Padding::Valid},
@@ -123,6 +123,20 @@ TEST_CASE("conv2d_bias_activation equals conv2d + bias (+ relu), with and withou
       sum(y).backward();
       CHECK(xg.grad().defined());
     }
+  }
+  // With a residual added before the ReLU (a residual block's end), over several panels.
+  for (Padding padding : {Padding::Same, Padding::Valid}) {
+    Tensor x = random_tensor({2, 45, 43, 30}, rng).to(DType::F32);
+    Tensor w = random_tensor({3, 3, 30, 8}, rng).to(DType::F32);
+    Tensor b = random_tensor({8}, rng).to(DType::F32);
+    Tensor y = conv2d(x, w, 1, 1, padding);
+    Tensor residual = random_tensor(y.shape(), rng).to(DType::F32);
+    Tensor composed = relu(add(residual, add(y, b)));
+    NoGradGuard no_grad;
+    Tensor fused = conv2d_bias_activation(x, w, b, 1, 1, padding, true, residual);
+    CHECK(max_abs_diff(fused.to_vector_f64(), composed.to_vector_f64()) <= 1e-5);
+    CHECK_THROWS_WITH_AS(conv2d_bias_activation(x, w, b, 2, 2, padding, true, residual),
+                         doctest::Contains("must have the output's shape"), std::invalid_argument);
   }
   // A pointwise (1x1) conv takes the same epilogue without any im2col.
   Tensor x = random_tensor({2, 9, 7, 12}, rng);
