@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "tensor/autograd.h"
+#include "tensor/cpu_allocator.h"
 #include "tensor/op_helpers.h"
 
 namespace glimpse {
@@ -51,13 +52,21 @@ Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
+// CPU blocks go through the caching allocator (tensor/cpu_allocator.h); CUDA's device_api has its
+// own cache behind alloc/free.
 Storage::Storage(size_t n_bytes, Device dev) : bytes(n_bytes), device(dev) {
   // Allocate at least one byte so that empty tensors still have a valid, unique pointer.
-  data = device_api(dev).alloc(n_bytes == 0 ? 1 : n_bytes);
+  const size_t allocated = n_bytes == 0 ? 1 : n_bytes;
+  data = dev == Device::CPU ? cpu::cached_allocate(allocated) : device_api(dev).alloc(allocated);
 }
 
 Storage::~Storage() {
-  if (data) device_api(device).free(data);
+  if (!data) return;
+  if (device == Device::CPU) {
+    cpu::cached_free(data, bytes == 0 ? 1 : bytes);
+  } else {
+    device_api(device).free(data);
+  }
 }
 
 // ---- creation -------------------------------------------------------------------------------------
