@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
+
+#include "tensor/autograd.h"
 
 namespace glimpse::models {
 
@@ -33,10 +36,141 @@ ConvBN::ConvBN(const std::string& conv_name, const std::string& bn_name, int64_t
                                                                  /*scale=*/false));
 }
 
+// ---- BatchNorm folding ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr int kKernelSamples = 64;
+
+// The tensors a unit's snapshot is computed from: conv kernel and bias, then BN gamma, beta,
+// moving mean and variance (undefined where the unit has none).
+std::vector<Tensor> fold_sources(const nn::Conv2D& conv, const nn::BatchNormalization* bn) {
+  if (!bn) return {conv.kernel, conv.bias, Tensor(), Tensor(), Tensor(), Tensor()};
+  return {conv.kernel, conv.bias, bn->gamma, bn->beta, bn->moving_mean, bn->moving_variance};
+}
+
+// Element i of a contiguous float CPU tensor, as a double.
+double element_at(const Tensor& t, int64_t i) {
+  return t.dtype() == DType::F64 ? t.data<double>()[i] : static_cast<double>(t.data<float>()[i]);
+}
+
+std::vector<int64_t> sample_positions(int64_t n) {
+  std::vector<int64_t> positions;
+  if (n <= 0) return positions;
+  for (int i = 0; i < kKernelSamples; ++i)
+    positions.push_back(n == 1 ? 0 : static_cast<int64_t>(i) * (n - 1) / (kKernelSamples - 1));
+  return positions;
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  if (a.shape() != b.shape() || a.dtype() != b.dtype() || !a.is_contiguous() || !b.is_contiguous())
+    return false;
+  const size_t element = dtype_size(a.dtype());
+  const char* pa = static_cast<const char*>(a.impl()->storage->data) + a.offset() * element;
+  const char* pb = static_cast<const char*>(b.impl()->storage->data) + b.offset() * element;
+  return std::memcmp(pa, pb, static_cast<size_t>(a.numel()) * element) == 0;
+}
+
+}  // namespace
+
+struct ConvBN::Folded {
+  Tensor kernel, bias;  // the conv's kernel scaled per output channel, and the matching bias
+  double output_scale;
+  // What they were computed from, to notice weights that were replaced or changed since.
+  std::vector<const TensorImpl*> sources;
+  std::vector<Tensor> small_sources;  // copies of every source but the kernel (CPU)
+  std::vector<int64_t> sample_positions;
+  std::vector<double> kernel_samples;  // conv kernel values at sample_positions (CPU)
+  double epsilon;
+  Device device;
+};
+
+void ConvBN::fold_batch_norm(double output_scale) {
+  if (!bn && !conv->use_bias) return;
+  NoGradGuard no_grad;
+  auto folded = std::make_shared<Folded>();
+  const Tensor& kernel = conv->kernel;
+  const Device device = kernel.device();
+  // BN: y = (conv + conv_bias - mean) * s + beta with s = gamma / sqrt(var + eps); times the
+  // output scale: kernel' = kernel * s', bias' = (conv_bias - mean) * s' + beta * scale, with
+  // s' = s * scale (over cout, the last axis). Without BN: kernel * scale, conv_bias * scale.
+  const int64_t cout = kernel.shape()[3];
+  Tensor scale = Tensor::full({cout}, output_scale, kernel.dtype(), device);
+  Tensor shift = conv->use_bias ? conv->bias : Tensor::zeros({cout}, kernel.dtype(), device);
+  Tensor bias_after = Tensor::zeros({cout}, kernel.dtype(), device);
+  if (bn) {
+    scale = div(scale, sqrt(add_scalar(bn->moving_variance, bn->epsilon)));
+    if (bn->gamma.defined()) scale = mul(scale, bn->gamma);
+    shift = sub(shift, bn->moving_mean);
+    Tensor beta = bn->beta.device() == device ? bn->beta : bn->beta.to(device);
+    bias_after = mul_scalar(beta, output_scale);
+  }
+  folded->kernel = mul(kernel, scale).contiguous();
+  folded->bias = add(mul(shift, scale), bias_after).contiguous();
+  folded->output_scale = output_scale;
+  const std::vector<Tensor> sources = fold_sources(*conv, bn.get());
+  for (const Tensor& t : sources) folded->sources.push_back(t.defined() ? t.impl() : nullptr);
+  folded->epsilon = bn ? bn->epsilon : 0.0;
+  folded->device = device;
+  if (device == Device::CPU) {
+    for (size_t i = 1; i < sources.size(); ++i)
+      folded->small_sources.push_back(sources[i].defined() ? sources[i].clone() : Tensor());
+    folded->sample_positions = sample_positions(kernel.numel());
+    for (int64_t i : folded->sample_positions) folded->kernel_samples.push_back(element_at(kernel, i));
+  }
+  folded_ = std::move(folded);
+}
+
+bool ConvBN::folded_usable(const Tensor& x, double output_scale) const {
+  if (!folded_ || (bn && bn->training_behaviour())) return false;
+  const std::vector<Tensor> sources = fold_sources(*conv, bn.get());
+  if (any_requires_grad({x, sources[0], sources[1], sources[2], sources[3]})) return false;
+  if (folded_->output_scale != output_scale) return false;
+  for (size_t i = 0; i < sources.size(); ++i)
+    if ((sources[i].defined() ? sources[i].impl() : nullptr) != folded_->sources[i]) return false;
+  if ((bn ? bn->epsilon : 0.0) != folded_->epsilon || conv->kernel.device() != folded_->device ||
+      x.device() != folded_->device || x.dtype() != folded_->kernel.dtype())
+    return false;
+  if (folded_->device == Device::CPU) {
+    for (size_t i = 1; i < sources.size(); ++i)
+      if (!same_bytes(sources[i], folded_->small_sources[i - 1])) return false;
+    if (!conv->kernel.is_contiguous()) return false;
+    for (size_t i = 0; i < folded_->sample_positions.size(); ++i)
+      if (element_at(conv->kernel, folded_->sample_positions[i]) != folded_->kernel_samples[i])
+        return false;
+  }
+  return true;
+}
+
+const ConvBN::Folded* ConvBN::usable_fold(const Tensor& x, double output_scale) {
+  if (!folded_ || folded_->output_scale != output_scale) return nullptr;  // kept for its own use
+  if (folded_usable(x, output_scale)) return folded_.get();
+  folded_.reset();  // stale, or training may be about to change the weights: never reused
+  return nullptr;
+}
+
 Tensor ConvBN::forward(const Tensor& x) {
+  const int stride = conv->stride;
+  if (const Folded* f = usable_fold(x, 1.0))
+    return conv2d_bias_activation(x, f->kernel, f->bias, stride, stride, conv->padding, activation);
+  if (!bn && conv->use_bias && conv->activation == nn::Activation::None)
+    return conv2d_bias_activation(x, conv->kernel, conv->bias, stride, stride, conv->padding,
+                                  activation);
   Tensor y = conv->forward(x);
   if (bn) y = bn->forward(y);
   return activation ? relu(y) : y;
+}
+
+Tensor ConvBN::forward_residual(const Tensor& x, const Tensor& residual, double scale,
+                                bool relu_after) {
+  if (!activation) {
+    if (const Folded* f = usable_fold(x, scale))
+      return conv2d_bias_activation(x, f->kernel, f->bias, conv->stride, conv->stride,
+                                    conv->padding, relu_after, residual);
+  }
+  Tensor y = add(residual, mul_scalar(forward(x), scale));
+  return relu_after ? relu(y) : y;
 }
 
 int64_t InceptionResNetV2::f(int64_t keras_filters) const {
@@ -179,6 +313,23 @@ InceptionResNetV2::InceptionResNetV2(const InceptionConfig& config, Generator& g
                                 std::to_string(config.image_size) + " is too small (min 75)");
 }
 
+void InceptionResNetV2::fold_batch_norm() {
+  for (auto& unit : units_) unit->fold_batch_norm();
+  // Each residual block's up conv with the block's scale (for forward_residual).
+  for (const auto* blocks : {&block35_, &block17_, &block8_})
+    for (const Residual& r : *blocks) units_[r.up]->fold_batch_norm(r.scale);
+}
+
+void InceptionResNetV2::unfold_batch_norm() {
+  for (auto& unit : units_) unit->unfold_batch_norm();
+}
+
+bool InceptionResNetV2::batch_norm_folded() const {
+  for (const auto& unit : units_)
+    if ((unit->bn || unit->conv->use_bias) && !unit->batch_norm_folded()) return false;
+  return true;
+}
+
 std::vector<ConvBN*> InceptionResNetV2::layers_in_order() const {
   std::vector<ConvBN*> out;
   for (const auto& u : units_) out.push_back(u.get());
@@ -210,9 +361,8 @@ Tensor InceptionResNetV2::forward(const Tensor& images) {
   auto residual_forward = [&](const Residual& r, const Tensor& in) {
     std::vector<Tensor> outs;
     for (const auto& b : r.branches) outs.push_back(run(b, in));
-    Tensor up = units_[r.up]->forward(outs.size() == 1 ? outs[0] : concat(outs, 3));
-    Tensor y = add(in, mul_scalar(up, r.scale));
-    return r.activation ? relu(y) : y;
+    return units_[r.up]->forward_residual(outs.size() == 1 ? outs[0] : concat(outs, 3), in,
+                                          r.scale, r.activation);
   };
   for (const Residual& r : block35_) x = residual_forward(r, x);
 

@@ -35,12 +35,29 @@ class ConvBN : public nn::Module {
   std::string type_name() const override { return "conv2d_bn"; }
   Tensor forward(const Tensor& x);
 
+  // relu?(residual + scale * forward(x)) with this unit's ReLU off: the end of a residual block.
+  Tensor forward_residual(const Tensor& x, const Tensor& residual, double scale, bool relu_after);
+
+  // Inference snapshot (see InceptionResNetV2::fold_batch_norm): the BatchNorm folded into the
+  // kernel and a bias, everything multiplied by `output_scale` (a residual block's scale, taken
+  // by forward_residual with that scale; plain forward() uses only a snapshot with scale 1).
+  void fold_batch_norm(double output_scale = 1.0);
+  void unfold_batch_norm() { folded_.reset(); }
+  bool batch_norm_folded() const { return folded_ != nullptr; }
+
   std::unique_ptr<nn::Conv2D> conv;
   std::unique_ptr<nn::BatchNormalization> bn;
   bool activation;
   // The TF-slim name of this unit in the official ImageNet file (e.g. "Block35_1_Branch_2_Conv2d_0b_3x3";
   // its BN is that name + "_BatchNorm").
   std::string slim_name;
+
+ private:
+  struct Folded;
+  bool folded_usable(const Tensor& x, double output_scale) const;
+  // The snapshot if usable for this input and scale, else null (and the snapshot is dropped).
+  const Folded* usable_fold(const Tensor& x, double output_scale);
+  std::shared_ptr<const Folded> folded_;  // shared_ptr: Folded is complete only in the .cpp
 };
 
 class InceptionResNetV2 : public nn::Module {
@@ -55,6 +72,23 @@ class InceptionResNetV2 : public nn::Module {
   const InceptionConfig& config() const { return config_; }
   // Conv and BN layers in creation order (the order Keras creates and saves them).
   std::vector<ConvBN*> layers_in_order() const;
+
+  // Inference-time BatchNorm folding for a frozen encoder. fold_batch_norm() snapshots, for each
+  // conv2d_bn unit, the kernel scaled by 1/sqrt(moving_variance + epsilon) (times gamma) and the
+  // bias beta - moving_mean * that scale; a forward that needs no gradients and whose BatchNorms
+  // run in inference mode then computes each unit as one conv whose epilogue adds the bias and
+  // applies the ReLU (what ONNX Runtime's graph optimiser does), instead of conv, BN and ReLU passes.
+  // Each residual block's up conv gets its block's scale folded in, and its epilogue adds the
+  // block's input and applies the block's ReLU (no separate scale, add and ReLU passes).
+  //
+  // The snapshot is of the weights at the time of the call: call it after the weights are loaded,
+  // and again after changing them in place. As a safety net a unit falls back to the unfolded path,
+  // and drops its snapshot, when its tensors were replaced (to(device), assignment), when its
+  // BatchNorm statistics or sampled kernel values differ from the snapshot (CPU), or when a forward
+  // needs gradients or BatchNorm's training behaviour (training may be about to change the weights).
+  void fold_batch_norm();
+  void unfold_batch_norm();
+  bool batch_norm_folded() const;  // every unit holds a snapshot
 
  private:
   struct Block;  // a residual block: branches, up conv, scale, activation

@@ -54,6 +54,10 @@ Conv2D::Conv2D(const std::string& name, int64_t cin, int64_t filters, int kh, in
 }
 
 Tensor Conv2D::forward(const Tensor& x) const {
+  // The bias (and a ReLU) ride in the convolution's epilogue when no gradients are needed.
+  if (use_bias && (activation == Activation::None || activation == Activation::Relu))
+    return conv2d_bias_activation(x, kernel, bias, stride, stride, padding,
+                                  activation == Activation::Relu);
   Tensor y = conv2d(x, kernel, stride, stride, padding);
   if (use_bias) y = add(y, bias);
   return apply_activation(y, activation);

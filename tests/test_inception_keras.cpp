@@ -60,6 +60,13 @@ void check_import(const std::string& io_file, const std::string& weights_file,
   CHECK(y.shape() == Shape(expected.shape));
   const double err = rel_err(y.to_vector(), expected.data);
   CHECK_MESSAGE(err <= 1e-4, weights_file << ": max relative error " << err);
+  // With the BatchNorms folded into the convolutions (the frozen encoder's inference path).
+  net.fold_batch_norm();
+  Tensor folded = net.forward(Tensor::from_vector(input.data, input.shape));
+  CHECK(net.batch_norm_folded());
+  const double folded_err = rel_err(folded.to_vector(), expected.data);
+  CHECK_MESSAGE(folded_err <= 1e-4, weights_file << " folded: max relative error " << folded_err);
+  CHECK(rel_err(folded.to_vector(), y.to_vector()) <= 1e-5);
 }
 }  // namespace
 
@@ -118,4 +125,7 @@ TEST_CASE("full-size Inception-ResNet-v2 against Keras (optional: GLIMPSE_IRV2_F
   NoGradGuard no_grad;
   Tensor y = net.forward(Tensor::from_vector(input.data, input.shape));
   CHECK(rel_err(y.to_vector(), expected.data) <= 1e-4);
+  net.fold_batch_norm();
+  CHECK(rel_err(net.forward(Tensor::from_vector(input.data, input.shape)).to_vector(),
+                expected.data) <= 1e-4);
 }
