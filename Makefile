@@ -30,10 +30,12 @@ bench: build
 
 # The demo trains on the CPU, so it builds only the three tools, without the CUDA backend (nvcc
 # would add minutes on a 2-core machine), in its own build directory.
-demo: deps
+demo:
+	@date +%s > .demo-start
+	@bash scripts/install-deps.sh
 	cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=Release -DGLIMPSE_CUDA=OFF $(CMAKE_ARGS)
 	cmake --build build-demo -j $(JOBS) --target train infer eval
-	bash scripts/demo.sh build-demo
+	DEMO_START=$$(cat .demo-start) bash scripts/demo.sh build-demo; rc=$$?; rm -f .demo-start; exit $$rc
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
