@@ -74,6 +74,7 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tokenizer;
   nlohmann::json progress;
 };
+// For inference: eval mode, and on the CPU the encoder's BatchNorms folded into its convs.
 LoadedModel load_captioner(const std::string& checkpoint_path, Device device = Device::CPU);
 
 // The mean masked loss over a split (no gradients).

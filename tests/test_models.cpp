@@ -249,3 +249,30 @@ TEST_CASE("a module's fingerprint identifies its weights") {
   CHECK(b.fingerprint() != before);
   CHECK(a.encoder->fingerprint() == b.encoder->fingerprint());
 }
+
+TEST_CASE("a model loaded for inference folds its BatchNorms and computes the same features") {
+  fs::path dir = temp_dir("fold_load");
+  const std::string path = (dir / "model.h5").string();
+  Captioner a(small_config(), 31);
+  // Non-trivial batch-norm statistics, so that folding has something to fold.
+  Generator g(3);
+  for (ConvBN* unit : a.encoder->layers_in_order())
+    if (unit->bn) {
+      const int64_t n = unit->bn->moving_mean.numel();
+      unit->bn->moving_mean = random_uniform({n}, -0.5, 0.5, g);
+      unit->bn->moving_variance = random_uniform({n}, 0.5, 2.0, g);
+    }
+  Tokenizer tok(std::vector<std::string>{"", "[UNK]", "a", "<start>", "<end>"}, 6);
+  save_training_checkpoint(path, a, nullptr, tok, {{"epoch", 1}});
+  LoadedModel loaded = load_captioner(path);
+  CHECK(loaded.model->encoder->batch_norm_folded());
+  NoGradGuard no_grad;
+  Tensor images = random_uniform({2, 128, 128, 3}, -1, 1, g);
+  std::vector<float> folded = loaded.model->encode(images).to_vector();
+  loaded.model->encoder->unfold_batch_norm();
+  std::vector<float> plain = loaded.model->encode(images).to_vector();
+  double scale = 1e-6;
+  for (float v : plain) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  CHECK(max_abs_diff(folded, plain) <= 1e-5 * scale);
+  fs::remove_all(dir);
+}
