@@ -136,7 +136,8 @@ DecodedCaption beam_search(Captioner& model, const Tensor& features, const Decod
       next.push_back(std::move(h));
     }
     live = std::move(next);
-    // Stop once the best finished caption beats every live one even if they end now.
+    // Stop once beam_size captions have finished: the rule of most captioning code, simpler than
+    // proving that no live hypothesis can still beat the best finished one.
     if (static_cast<int>(done.size()) >= beam) break;
   }
   for (Hypothesis& h : live) done.push_back(std::move(h));
