@@ -32,6 +32,7 @@ nlohmann::json CaptionerConfig::to_json() const {
           {"position_embedding", position_embedding},
           {"pixel_scaling", pixel_scaling},
           {"decoder", decoder},
+          {"input_feeding", input_feeding},
           {"decoder_layers", decoder_layers},
           {"heads", heads},
           {"ff_dim", ff_dim}};
@@ -51,6 +52,7 @@ CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
     c.pixel_scaling = j.value("pixel_scaling", std::string("inception"));
     // Checkpoints written before the Transformer option hold a GRU decoder.
     c.decoder = j.value("decoder", std::string("gru"));
+    c.input_feeding = j.value("input_feeding", false);
     c.decoder_layers = j.value("decoder_layers", int64_t{2});
     c.heads = j.value("heads", int64_t{4});
     c.ff_dim = j.value("ff_dim", int64_t{0});
@@ -85,8 +87,11 @@ Captioner::Captioner(const CaptionerConfig& config, uint64_t seed)
                                                              config.units, gen, nn::Activation::Relu));
   register_module(embedding, std::make_unique<nn::Embedding>("embedding", config.vocab_size,
                                                              config.embedding_dim, gen));
+  if (config.input_feeding && config.decoder != "gru")
+    throw std::invalid_argument("Captioner: input feeding is an option of the GRU decoder only");
   if (config.decoder == "gru") {
-    register_module(gru, std::make_unique<nn::GRU>("gru", config.embedding_dim, config.units, gen));
+    const int64_t gru_input = config.embedding_dim + (config.input_feeding ? config.units : 0);
+    register_module(gru, std::make_unique<nn::GRU>("gru", gru_input, config.units, gen));
     register_module(attention, std::make_unique<nn::Attention>("attention"));
     register_module(layer_norm, std::make_unique<nn::LayerNormalization>("layer_normalization",
                                                                          config.units));
@@ -161,19 +166,51 @@ DecoderState DecoderState::concat(const std::vector<DecoderState>& states) {
 
 DecoderState Captioner::initial_state(int64_t batch) const {
   DecoderState s;
-  // The Transformer starts with empty caches; the GRU with a zero state.
-  if (gru) s.tensors.push_back(Tensor::zeros({batch, config_.units}, DType::F32, gru->kernel.device()));
+  // The Transformer starts with empty caches; the GRU with a zero state (and, with input
+  // feeding, a zero context before the first step).
+  if (gru) {
+    const Device device = gru->kernel.device();
+    s.tensors.push_back(Tensor::zeros({batch, config_.units}, DType::F32, device));
+    if (config_.input_feeding) s.tensors.push_back(Tensor::zeros({batch, config_.units}, DType::F32, device));
+  }
   return s;
 }
 
-Tensor Captioner::decode_gru(const Tensor& features, const Tensor& embedded, const Tensor& state,
-                             Tensor* attention_out, Tensor* state_out) {
-  auto [sequence, new_state] = gru->forward(embedded, state);
-  nn::AttentionResult att = attention->forward(sequence, features);
-  Tensor x = layer_norm->forward(add(sequence, att.output));
-  if (attention_out) *attention_out = att.weights;
-  if (state_out) *state_out = new_state;
-  return output_dense->forward(x);
+Tensor Captioner::decode_gru(const Tensor& features, const Tensor& embedded,
+                             const std::vector<Tensor>& state, Tensor* attention_out,
+                             std::vector<Tensor>* state_out) {
+  Tensor sequence, context, weights;
+  if (!config_.input_feeding) {
+    // The notebook's decoder: the GRU runs over the whole caption as one op, then every step
+    // attends with its GRU output as the query.
+    auto [outputs, h] = gru->forward(embedded, state[0]);
+    nn::AttentionResult att = attention->forward(outputs, features);
+    sequence = outputs;
+    context = att.output;
+    weights = att.weights;
+    if (state_out) *state_out = {h};
+  } else {
+    // Input feeding: step t's GRU input needs step t-1's context, so the steps run one by one.
+    const int64_t B = embedded.shape()[0], T = embedded.shape()[1];
+    Tensor h = state[0], last_context = state[1];
+    std::vector<Tensor> outputs, contexts, step_weights;
+    for (int64_t t = 0; t < T; ++t) {
+      Tensor input = concat({slice(embedded, 1, t, t + 1), reshape(last_context, {B, 1, config_.units})}, 2);
+      auto [output, h_next] = gru->forward(input, h);  // [B, 1, units]
+      nn::AttentionResult att = attention->forward(output, features);
+      outputs.push_back(output);
+      contexts.push_back(att.output);
+      step_weights.push_back(att.weights);
+      h = h_next;
+      last_context = reshape(att.output, {B, config_.units});
+    }
+    sequence = outputs.size() == 1 ? outputs[0] : concat(outputs, 1);
+    context = contexts.size() == 1 ? contexts[0] : concat(contexts, 1);
+    weights = step_weights.size() == 1 ? step_weights[0] : concat(step_weights, 1);
+    if (state_out) *state_out = {h, last_context};
+  }
+  if (attention_out) *attention_out = weights;
+  return output_dense->forward(layer_norm->forward(add(sequence, context)));
 }
 
 Tensor Captioner::transformer_input(const Tensor& embedded, int64_t first_position) const {
@@ -194,7 +231,7 @@ Tensor Captioner::decode(const Tensor& features, const Tensor& tokens, Tensor* a
                                 " do not match tokens " + shape_str(tokens.shape()));
   Tensor embedded = embedding->forward(tokens);
   if (gru)
-    return decode_gru(features, embedded, initial_state(tokens.shape()[0]).tensors[0], attention_out,
+    return decode_gru(features, embedded, initial_state(tokens.shape()[0]).tensors, attention_out,
                       nullptr);
   Tensor x = transformer_input(embedded, 0), cross;
   for (const auto& layer : layers) {
@@ -217,11 +254,12 @@ Captioner::Step Captioner::step(const Tensor& features, const Tensor& tokens,
   Tensor embedded = embedding->forward(reshape(tokens, {B, 1}));
   out.state.length = state.length + 1;
   if (gru) {
-    if (state.tensors.size() != 1)
-      throw std::invalid_argument("Captioner::step: a GRU decoder state holds one tensor");
-    Tensor new_state;
-    logits = decode_gru(features, embedded, state.tensors[0], &attention_weights, &new_state);
-    out.state.tensors = {new_state};
+    const size_t expected = config_.input_feeding ? 2 : 1;
+    if (state.tensors.size() != expected)
+      throw std::invalid_argument("Captioner::step: this GRU decoder's state holds " +
+                                  std::to_string(expected) + " tensor(s), got " +
+                                  std::to_string(state.tensors.size()));
+    logits = decode_gru(features, embedded, state.tensors, &attention_weights, &out.state.tensors);
   } else {
     const size_t n = layers.size();
     if (!state.tensors.empty() && state.tensors.size() != 2 * n)

@@ -36,6 +36,11 @@ struct CaptionerConfig {
   // so the decoder can tell where an attended region is (left/right/above/below).
   bool position_embedding = false;
   std::string decoder = "gru";  // "gru" (the notebook's) or "transformer"
+  // GRU only, not in the notebook: each step's GRU input is the token's embedding joined with the
+  // previous step's attention context ("input feeding", Luong et al. 2015), so the GRU state
+  // remembers what the decoder has looked at. Without it the GRU sees only tokens, and a relation
+  // ("A above B") must be read from a single attention look.
+  bool input_feeding = false;
   int64_t decoder_layers = 2;   // transformer only
   int64_t heads = 4;            // transformer only (units must divide by it)
   int64_t ff_dim = 0;           // transformer feed-forward width (0 = 4 x units)
@@ -47,7 +52,8 @@ struct CaptionerConfig {
   static CaptionerConfig from_json(const nlohmann::json& j);
 };
 
-// What the decoder carries from one step to the next: the GRU state {h [B, units]}, or for the
+// What the decoder carries from one step to the next: the GRU state {h [B, units]} (with input
+// feeding {h, the last attention context [B, units]}), or for the
 // Transformer each layer's cached keys and values {k_0, v_0, k_1, v_1, ...} [B, heads, t, k].
 struct DecoderState {
   std::vector<Tensor> tensors;
@@ -99,8 +105,8 @@ class Captioner : public nn::Module {
   Tensor positions;  // [h*w, units] when config.position_embedding
 
  private:
-  Tensor decode_gru(const Tensor& features, const Tensor& embedded, const Tensor& state,
-                    Tensor* attention_out, Tensor* state_out);
+  Tensor decode_gru(const Tensor& features, const Tensor& embedded, const std::vector<Tensor>& state,
+                    Tensor* attention_out, std::vector<Tensor>* state_out);
   Tensor transformer_input(const Tensor& embedded, int64_t first_position) const;
   CaptionerConfig config_;
   int64_t grid_cells_ = 0;

@@ -30,15 +30,17 @@ CaptionerConfig small_config(const std::string& decoder = "gru") {
   c.vocab_size = 12;
   c.units = c.embedding_dim = 16;
   c.max_caption_len = 6;
-  c.decoder = decoder;
+  // "gru-fed": the GRU decoder with input feeding
+  c.decoder = decoder == "gru-fed" ? "gru" : decoder;
+  c.input_feeding = decoder == "gru-fed";
   c.decoder_layers = 2;
   c.heads = 4;
   c.ff_dim = 24;
   return c;
 }
 
-// Each decoder test runs for both decoders.
-const char* const kDecoders[] = {"gru", "transformer"};
+// Each decoder test runs for every decoder.
+const char* const kDecoders[] = {"gru", "gru-fed", "transformer"};
 
 fs::path temp_dir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("glimpse_test_" + name + "_" + std::to_string(::getpid()));
@@ -136,6 +138,37 @@ TEST_CASE("the one-token decoding loop reproduces the teacher-forced decoder exa
                       doctest::Contains("position embeddings for 6 tokens"));
   }
   }
+}
+
+TEST_CASE("input feeding: the GRU state depends on the image only when contexts are fed") {
+  Generator gen(21);
+  const Tensor image_a = random_uniform({1, 128, 128, 3}, -1, 1, gen);
+  const Tensor image_b = random_uniform({1, 128, 128, 3}, -1, 1, gen);
+  const Tensor token = Tensor::from_vector(std::vector<int32_t>{3}, {1});
+  for (bool feeding : {false, true}) {
+    CAPTURE(feeding);
+    Captioner model(small_config(feeding ? "gru-fed" : "gru"), 17);
+    NoGradGuard no_grad;
+    // Two steps: the second step's GRU input holds the first step's context.
+    auto state_after_two = [&](const Tensor& image) {
+      Tensor features = model.encode(image);
+      Captioner::Step s = model.step(features, token, model.initial_state(1));
+      return model.step(features, token, s.state).state;
+    };
+    DecoderState a = state_after_two(image_a), b = state_after_two(image_b);
+    REQUIRE(a.tensors.size() == (feeding ? 2u : 1u));
+    const double h_diff = max_abs_diff(a.tensors[0].to_vector(), b.tensors[0].to_vector());
+    if (feeding) {
+      CHECK(h_diff > 1e-4);
+      // The carried context is the attention output over each image's own features.
+      CHECK(max_abs_diff(a.tensors[1].to_vector(), b.tensors[1].to_vector()) > 1e-4);
+    } else {
+      CHECK(h_diff == 0);  // the notebook's GRU sees tokens only
+    }
+  }
+  CaptionerConfig bad = small_config("transformer");
+  bad.input_feeding = true;
+  CHECK_THROWS_WITH(Captioner(bad, 1), doctest::Contains("GRU decoder only"));
 }
 
 TEST_CASE("the transformer decoder is causal: a later token never changes earlier logits") {

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
                "captions of each image per step, the encoder running once for all (default: 5 shapes, 1 COCO)");
   flags.option("units", "", "decoder width: GRU units = attention width (default: 128 shapes, 512 COCO)");
   flags.option("decoder", "gru", "gru (the notebook's) | transformer (masked self-attention + cross-attention)");
+  flags.option("input-feeding", "", "on | off: the GRU's input at each step includes the previous step's attention context (default: off, the notebook's decoder)");
   flags.option("layers", "2", "transformer decoder layers");
   flags.option("heads", "4", "transformer attention heads (must divide --units)");
   flags.option("image-size", "", "input image size (default: 128 tiny, 299 inception_resnet_v2)");
@@ -89,6 +90,9 @@ int main(int argc, char** argv) {
     if (flags.given("image-size")) config.image_size = static_cast<int>(flags.integer("image-size", 32, 2048));
     config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
     config.decoder = flags.choice("decoder", {"gru", "transformer"});
+    if (flags.given("input-feeding")) config.input_feeding = flags.choice("input-feeding", {"on", "off"}) == "on";
+    if (config.input_feeding && config.decoder != "gru")
+      throw std::invalid_argument("train: --input-feeding is an option of the GRU decoder only");
     config.decoder_layers = flags.integer("layers", 1, 64);
     config.heads = flags.integer("heads", 1, 1024);
     if (config.decoder == "transformer") config.embedding_dim = config.units;  // one width throughout
@@ -167,7 +171,7 @@ int main(int argc, char** argv) {
               << "), decoder " << config.decoder
               << (config.decoder == "transformer" ? " (" + std::to_string(config.decoder_layers) + " layers, " +
                                                          std::to_string(config.heads) + " heads)"
-                                                   : std::string())
+                                                   : std::string(config.input_feeding ? " with input feeding" : ""))
               << ", " << model->grid_size() << "x" << model->grid_size() << " attention grid, vocabulary "
               << config.vocab_size << ", " << model->count_parameters(true) << " trainable parameters\n"
               << "data: " << data.train.images.size() << " training images, " << data.val.images.size()
