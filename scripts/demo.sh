@@ -22,8 +22,10 @@ echo "== 2/3 evaluating on the test split (greedy decoding) =="
 
 echo
 echo "== 3/3 captioning a few test images, with attention maps =="
-IMAGES=$(ls "$DATA"/images/test/*.jpg | head -4)
-"$BUILD/tools/infer" --model "$OUT/checkpoint.h5" --attention-map "$OUT/attention.png" $IMAGES
+# The first four by name. (Not `ls | head`: under pipefail, ls killed by SIGPIPE once head has its
+# four lines would fail the whole demo at its last step.)
+IMAGES=("$DATA"/images/test/*.jpg)
+"$BUILD/tools/infer" --model "$OUT/checkpoint.h5" --attention-map "$OUT/attention.png" "${IMAGES[@]:0:4}"
 
 echo
 echo "written:"
