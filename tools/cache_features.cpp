@@ -1,7 +1,6 @@
 // tools/cache_features: runs the frozen encoder once over the images of a COCO-format directory and
 // keeps its features in an HDF5 file, so that `train --feature-cache` trains the decoder without
 // re-running Inception-ResNet-v2 every epoch (the encoder is ~95% of a frozen-encoder step).
-#include <omp.h>
 
 #include <iostream>
 #include <set>
@@ -36,11 +35,7 @@ int main(int argc, char** argv) {
     flags.parse(argc, argv);
     if (!flags.given("data") || !flags.given("out"))
       throw std::invalid_argument("cache_features: --data and --out are required (see --help)");
-    const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
-    if (threads > 0) omp_set_num_threads(threads);
-    const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
-    if (device == Device::CUDA && !cuda_available())
-      throw std::runtime_error("cache_features: --device cuda, but no CUDA device is available");
+    const Device device = cli::device_from_flags(flags, "cache_features");
 
     models::CaptionerConfig config = models::CaptionerConfig::notebook();
     config.encoder = flags.choice("encoder", {"tiny", "inception_resnet_v2"});

@@ -1,6 +1,7 @@
 // A tiny command-line parser shared by the tools: --name value / --name=value / --flag, with
 // help text generated from the declarations and clear errors for unknown or malformed flags.
 #pragma once
+#include <omp.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "tensor/kernels.h"
 
 namespace glimpse::cli {
 
@@ -141,5 +144,16 @@ class Flags {
   std::map<std::string, bool> set_;
   std::vector<std::string> positional_;
 };
+
+// The --threads and --device flags every tool declares: sets OpenMP's thread count (0 keeps one
+// per core) and returns the device, refusing cuda where this build or machine has none.
+inline Device device_from_flags(const Flags& flags, const std::string& tool) {
+  const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
+  if (threads > 0) omp_set_num_threads(threads);
+  const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
+  if (device == Device::CUDA && !cuda_available())
+    throw std::runtime_error(tool + ": --device cuda, but no CUDA device is available");
+  return device;
+}
 
 }  // namespace glimpse::cli

@@ -1,7 +1,6 @@
 // tools/eval: captions every image of a split with a checkpoint and scores the captions against
 // the references: BLEU-1..4, ROUGE-L and CIDEr-D (coco-caption conventions), and for the shapes
 // dataset the parsed accuracy (every object's size, colour and shape, and the relation).
-#include <omp.h>
 
 #include <filesystem>
 #include <fstream>
@@ -34,9 +33,7 @@ int main(int argc, char** argv) {
   try {
     flags.parse(argc, argv);
     if (flags.str("model").empty()) throw std::invalid_argument("eval: --model CKPT is required");
-    const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
-    if (threads > 0) omp_set_num_threads(threads);
-    const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
+    const Device device = cli::device_from_flags(flags, "eval");
     const std::string split = flags.str("split");
     CaptionDataset data = read_coco_split(flags.str("data"), split);
     const int64_t limit = flags.integer("limit", 0);

@@ -1,6 +1,5 @@
 // tools/infer: captions images with a trained checkpoint (greedy, top-k sampling or beam search),
 // optionally drawing the attention map of every generated word.
-#include <omp.h>
 
 #include <filesystem>
 #include <iostream>
@@ -49,11 +48,7 @@ int main(int argc, char** argv) {
     flags.parse(argc, argv);
     if (flags.str("model").empty()) throw std::invalid_argument("infer: --model CKPT is required (see --help)");
     if (flags.positional().empty()) throw std::invalid_argument("infer: give at least one image or directory");
-    const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
-    if (threads > 0) omp_set_num_threads(threads);
-    const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
-    if (device == Device::CUDA && !cuda_available())
-      throw std::runtime_error("infer: --device cuda, but no CUDA device is available");
+    const Device device = cli::device_from_flags(flags, "infer");
 
     models::LoadedModel loaded = models::load_captioner(flags.str("model"), device);
     models::Captioner& model = *loaded.model;

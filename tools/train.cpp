@@ -1,6 +1,5 @@
 // tools/train: trains the captioner on the embedded "shapes" dataset or on a COCO-format
 // directory, with checkpoints, resume and a loss log. All the work is in models/training.cpp.
-#include <omp.h>
 
 #include <atomic>
 #include <csignal>
@@ -63,13 +62,8 @@ int main(int argc, char** argv) {
   flags.option("pixel-scaling", "inception", "inception (x/127.5-1) | unit (x/255, the notebook's)");
   try {
     flags.parse(argc, argv);
-    const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
-    if (threads > 0) omp_set_num_threads(threads);
     const bool shapes = flags.str("data") == "shapes";
-    const std::string device_name = flags.choice("device", {"cpu", "cuda"});
-    const Device device = device_name == "cuda" ? Device::CUDA : Device::CPU;
-    if (device == Device::CUDA && !cuda_available())
-      throw std::runtime_error("train: --device cuda, but no CUDA device is available");
+    const Device device = cli::device_from_flags(flags, "train");
 
     models::CaptionerConfig config = shapes ? models::CaptionerConfig::tiny_shapes()
                                             : models::CaptionerConfig::notebook();

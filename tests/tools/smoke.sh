@@ -58,6 +58,22 @@ grep -q "decoder transformer (1 layers, 2 heads)" "$WORK/train_tf.log" || fail "
 grep -q "000001.jpg" "$WORK/tf.txt" || fail "no transformer caption"
 "$TOOLS/train" --decoder transformer --units 10 --heads 4 2>"$WORK/err" && fail "units not divisible by heads was accepted"
 grep -q "not divisible" "$WORK/err" || fail "heads message: $(cat "$WORK/err")"
+# The GRU with input feeding: trains, decodes step by step (its state carries the last context).
+"$TOOLS/train" --data shapes --data-dir "$WORK/data" --train-images 24 --out "$WORK/run_if" --input-feeding on \
+  --epochs 1 --batch 4 --max-steps 2 --units 16 >"$WORK/train_if.log" 2>&1 \
+  || { cat "$WORK/train_if.log"; fail "train --input-feeding on"; }
+grep -q "decoder gru with input feeding" "$WORK/train_if.log" || fail "train did not report input feeding"
+"$TOOLS/infer" --model "$WORK/run_if/checkpoint.h5" --beam 2 "$IMG1" >"$WORK/if.txt" || fail "infer with input feeding"
+grep -q "000001.jpg" "$WORK/if.txt" || fail "no caption with input feeding"
+"$TOOLS/train" --decoder transformer --input-feeding on 2>"$WORK/err" && fail "input feeding with a transformer was accepted"
+grep -q "GRU decoder only" "$WORK/err" || fail "input feeding message: $(cat "$WORK/err")"
+# --device cuda on a machine without a usable GPU: each tool refuses with the same clear message.
+if ! "$TOOLS/eval" --model "$WORK/run/checkpoint.h5" --data "$WORK/data" --split test --limit 2 --device cuda \
+  >"$WORK/eval_cuda.txt" 2>"$WORK/err"; then
+  grep -q "eval: --device cuda, but no CUDA device is available" "$WORK/err" || fail "eval --device cuda: $(cat "$WORK/err")"
+  "$TOOLS/infer" --model "$WORK/run/checkpoint.h5" --device cuda "$IMG1" 2>"$WORK/err" && fail "infer --device cuda passed after eval's refused"
+  grep -q "infer: --device cuda, but no CUDA device" "$WORK/err" || fail "infer --device cuda: $(cat "$WORK/err")"
+fi
 
 # A hand-made COCO-layout directory (captions_<split>2014.json beside train2014/), a feature cache of
 # a frozen Inception-ResNet-v2 at a small input size, and training from that cache.
