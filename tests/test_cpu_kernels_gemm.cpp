@@ -75,6 +75,19 @@ TEST_CASE("gemm: all transpose combinations, alpha/beta, padded leading dimensio
   }
 }
 
+TEST_CASE("gemm: a single row whose leading dimension is below its length (BLAS would refuse)") {
+  // A 1 x K row with lda = 1 and a K x 1 column with ldb = 1: valid views that cblas rejects, so
+  // with OpenBLAS these products must take the Eigen path and still be computed.
+  const int64_t K = 20;
+  auto A = random_vector<float>(K, 7);
+  auto B = random_vector<float>(K, 8);
+  std::vector<float> C = {std::numeric_limits<float>::quiet_NaN()};
+  std::vector<float> expected = C;
+  naive_gemm(false, false, 1, 1, K, 1.0, A.data(), 1, B.data(), 1, 0.0, expected.data(), 1);
+  kf().gemm(false, false, 1, 1, K, 1.0f, A.data(), 1, B.data(), 1, 0.0f, C.data(), 1);
+  CHECK(std::abs(C[0] - expected[0]) <= 1e-4);
+}
+
 TEST_CASE("gemm: K == 0 scales C by beta, beta == 0 clears NaN") {
   std::vector<float> C = {1, 2, 3, 4};
   kf().gemm(false, false, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 3.0f, C.data(), 2);
