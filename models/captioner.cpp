@@ -204,9 +204,13 @@ Tensor Captioner::decode_gru(const Tensor& features, const Tensor& embedded,
       h = h_next;
       last_context = reshape(att.output, {B, config_.units});
     }
-    sequence = outputs.size() == 1 ? outputs[0] : concat(outputs, 1);
-    context = contexts.size() == 1 ? contexts[0] : concat(contexts, 1);
-    weights = step_weights.size() == 1 ? step_weights[0] : concat(step_weights, 1);
+    // Along time; a single step (the decoding loop) needs no copy.
+    auto join_steps = [](const std::vector<Tensor>& steps) {
+      return steps.size() == 1 ? steps[0] : concat(steps, 1);
+    };
+    sequence = join_steps(outputs);
+    context = join_steps(contexts);
+    weights = join_steps(step_weights);
     if (state_out) *state_out = {h, last_context};
   }
   if (attention_out) *attention_out = weights;

@@ -33,6 +33,14 @@ struct Setup {
   }
   ~Setup() { fs::remove_all(root); }
 };
+// Batches of 4 images of 32x32, shuffled with `seed`.
+BatcherOptions small_batches(uint64_t seed) {
+  BatcherOptions o;
+  o.batch_size = 4;
+  o.image_size = 32;
+  o.seed = seed;
+  return o;
+}
 }  // namespace
 
 TEST_CASE("targets are the inputs shifted left by one, 0 last") {
@@ -45,10 +53,7 @@ TEST_CASE("targets are the inputs shifted left by one, 0 last") {
 
 TEST_CASE("batches: shapes, seeded order, resume skip, and a corrupt image is skipped and counted") {
   Setup s;
-  BatcherOptions o;
-  o.batch_size = 4;
-  o.image_size = 32;
-  o.seed = 7;
+  BatcherOptions o = small_batches(7);
   CaptionBatcher a(s.data, s.tokenizer, o), b(s.data, s.tokenizer, o);
   CHECK(a.steps_per_epoch() == 2);  // 10 images, batch 4, remainder dropped
   a.start_epoch(0);
@@ -92,10 +97,7 @@ TEST_CASE("batches: shapes, seeded order, resume skip, and a corrupt image is sk
 
 TEST_CASE("batches with k captions per image: the same images, k caption rows each, in order") {
   Setup s;
-  BatcherOptions one;
-  one.batch_size = 4;
-  one.image_size = 32;
-  one.seed = 3;
+  BatcherOptions one = small_batches(3);
   BatcherOptions three = one;
   three.captions_per_image = 3;
   CaptionBatcher a(s.data, s.tokenizer, one), b(s.data, s.tokenizer, three);
