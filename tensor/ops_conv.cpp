@@ -73,8 +73,14 @@ bool is_pointwise(const Conv2dGeometry& g) {
 // About this many bytes of patches per panel: a few MB fits the L3 cache next to the kernel, and
 // is big enough that packing the kernel once per panel costs little against the panel's GEMM.
 constexpr int64_t kPanelBytes = int64_t(2) << 20;
-// Never fewer output pixels than this per panel (a GEMM with few rows runs below peak).
+// Never fewer output pixels than this per panel (a GEMM with few rows runs below peak)...
 constexpr int64_t kMinPanelPixels = 256;
+// ...except that a conv too small for that, which would be one panel, is still split between the
+// threads down to this many pixels each: at batch 1 the 17x17 and 8x8 convs at the end of
+// Inception-ResNet-v2 are most of the work, and there one single-threaded GEMM per thread on its
+// share of the rows ran faster than one GEMM threaded inside by OpenBLAS, or than splitting the
+// output channels between the threads (bench/RESULTS.md, "batch 1 on two threads").
+constexpr int64_t kMinSharedPanelPixels = 32;
 
 struct PanelPlan {
   int64_t rows_per_panel;  // (n, oh) output rows per panel; the last panel may have fewer
@@ -85,7 +91,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Panels of at most about kPanelBytes of patches (a pointwise conv has none to bound), and, when
 // `workers` threads will share them and there is enough work, a multiple of `workers` panels so
-// that every thread gets the same share. Panels are equal, not full ones plus a small remainder.
+// that every thread gets the same share; with less work, at most one panel per thread of at least
+// kMinSharedPanelPixels. Panels are equal, not full ones plus a small remainder.
 // (So the partition may depend on the thread count; as with Eigen's own threaded GEMM before, the
 // last bits of a result may then differ between thread counts.)
 PanelPlan plan_panels(const Conv2dGeometry& g, size_t element_size, Device device, int workers) {
@@ -99,7 +106,12 @@ PanelPlan plan_panels(const Conv2dGeometry& g, size_t element_size, Device devic
                                              kPanelBytes / std::max<int64_t>(1, patch_row_bytes));
     panels = ceil_div(total_pixels, pixels);
   }
-  if (workers > 1 && total_pixels >= workers * kMinPanelPixels) panels = ceil_div(panels, workers) * workers;
+  if (workers > 1 && total_pixels >= workers * kMinPanelPixels) {
+    panels = ceil_div(panels, workers) * workers;
+  } else if (workers > 1 && panels == 1) {
+    panels = std::min<int64_t>(workers, total_pixels / kMinSharedPanelPixels);
+  }
+  panels = std::max<int64_t>(panels, 1);
   panels = std::min(panels, total_rows);
   const int64_t rows = ceil_div(total_rows, panels);
   return {rows, ceil_div(total_rows, rows)};
@@ -179,8 +191,8 @@ struct Epilogue {
 // buffer and a single-threaded GEMM: one fork/join per convolution rather than two per panel (the
 // im2col loop and the GEMM), and a thread descheduled by another process on a shared machine
 // delays only its own panel while the others take the rest (dynamic schedule). A pointwise conv
-// needs no patches: its panels are row ranges of x itself. A single panel (a small conv) is one
-// GEMM parallelised inside. Which thread runs a panel changes nothing in the result.
+// needs no patches: its panels are row ranges of x itself. A single panel (a tiny conv, or one
+// thread) is one GEMM parallelised inside. Which thread runs a panel changes nothing in the result.
 template <class T>
 void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Conv2dGeometry& g,
                   int64_t COUT, Device device, DType dtype, const Epilogue<T>& epilogue) {

@@ -3,6 +3,7 @@
 // inside an image, so the forward and both gradients are compared against a direct convolution
 // written out as loops. Also: conv2d_bias_activation against the composed ops.
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <random>
@@ -101,6 +102,34 @@ TEST_CASE("conv2d over several panels matches a direct convolution (forward and 
       {2, 40, 30, 21, 5, 5, 3, 3, Padding::Same},  // stride 3 > half the window
   };
   for (const Case& c : cases) check_case(c);
+}
+
+TEST_CASE("a small conv (batch 1, a few hundred pixels) shared by several threads") {
+  // Below 256 output pixels per thread the rows are still split between the threads, down to
+  // 32 pixels each: 8x8 and 17x17 grids at batch 1, as at the end of Inception-ResNet-v2.
+  const int saved_threads = omp_get_max_threads();
+  const std::vector<Case> cases = {
+      {1, 8, 8, 40, 1, 1, 24, 1, Padding::Same},   // 64 pixels: two panels of 32
+      {1, 17, 17, 24, 1, 7, 20, 1, Padding::Same},
+      {1, 17, 17, 24, 7, 1, 20, 1, Padding::Same},
+      {1, 9, 9, 16, 3, 3, 12, 2, Padding::Valid},  // 16 pixels: one panel however many threads
+      {2, 9, 7, 16, 3, 3, 12, 1, Padding::Same},
+  };
+  for (int threads : {2, 3, 5}) {
+    CAPTURE(threads);
+    omp_set_num_threads(threads);
+    for (const Case& c : cases) check_case(c);
+    // The inference epilogue (bias, residual, ReLU) on the shared rows.
+    Tensor x = random_tensor({1, 17, 17, 32}, rng).to(DType::F32);
+    Tensor w = random_tensor({1, 3, 32, 40}, rng).to(DType::F32);
+    Tensor b = random_tensor({40}, rng).to(DType::F32);
+    Tensor residual = random_tensor({1, 17, 17, 40}, rng).to(DType::F32);
+    Tensor composed = relu(add(residual, add(conv2d(x, w, 1, 1, Padding::Same), b)));
+    NoGradGuard no_grad;
+    Tensor fused = conv2d_bias_activation(x, w, b, 1, 1, Padding::Same, true, residual);
+    CHECK(max_abs_diff(fused.to_vector_f64(), composed.to_vector_f64()) <= 1e-5);
+  }
+  omp_set_num_threads(saved_threads);
 }
 
 TEST_CASE("conv2d_bias_activation equals conv2d + bias (+ relu), with and without gradients") {
