@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "io/atomic_file.h"
 #include "io/batches.h"
 #include "io/checkpoint.h"
 #include "io/plot.h"
@@ -50,6 +51,53 @@ Tensor batch_loss(Captioner& model, const CaptionBatch& batch, bool from_feature
   if (batch.captions_per_image > 1) features = repeat_each_row(features, batch.captions_per_image);
   Tensor logits = model.decode(features, batch.input_ids.to(device));
   return nn::masked_sparse_categorical_crossentropy(logits, batch.target_ids.to(device));
+}
+
+constexpr const char* kLogHeader = "global_step,epoch,step,loss,learning_rate,images_per_second,val_loss";
+
+// On --resume: the log's rows up to the checkpoint's global step, as text, and the losses they
+// hold for the curve. Rows past that step were written after the checkpoint by a run that then
+// died without saving again (a crash, a kill); the resumed run computes those steps afresh, so
+// they are dropped rather than listed twice. Returns false (and changes nothing) when the file
+// is not a log this loop wrote.
+struct RestoredLog {
+  std::string text;  // header + kept rows
+  std::vector<float> train, val_by_step;
+};
+bool restore_log(const std::string& path, int64_t resumed_step, RestoredLog& out, std::string& why) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line) || line != kLogHeader) {
+    why = "its first line is not the log header";
+    return false;
+  }
+  out.text = line + "\n";
+  int64_t line_number = 1;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (line.empty()) continue;
+    std::vector<std::string> fields;
+    std::stringstream row(line);
+    std::string field;
+    while (std::getline(row, field, ',')) fields.push_back(field);
+    if (line.back() == ',') fields.emplace_back();  // getline drops a trailing empty field
+    try {
+      if (fields.size() != 7) throw std::invalid_argument("fields");
+      const int64_t step = std::stoll(fields[0]);
+      if (step > resumed_step) continue;
+      if (!fields[3].empty()) {
+        out.train.push_back(std::stof(fields[3]));
+      } else if (!fields[6].empty() && !out.train.empty()) {
+        out.val_by_step.resize(out.train.size(), std::nanf(""));
+        out.val_by_step.back() = std::stof(fields[6]);
+      }
+    } catch (const std::exception&) {
+      why = "line " + std::to_string(line_number) + " is not a log row: '" + line + "'";
+      return false;
+    }
+    out.text += line + "\n";
+  }
+  return true;
 }
 
 void write_loss_curve(const std::string& dir, const std::vector<float>& train,
@@ -197,12 +245,28 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
                                       model.config().pixel_scaling, model.grid_cells(),
                                       model.encoder->output_channels(), model.encoder->fingerprint()});
 
-  // CSV log: appended on resume so the file covers the whole run.
+  // CSV log: on resume, cut back to the checkpoint's step and appended to, so that the file and
+  // the loss curve cover the whole run.
   const std::string log_path = opt.out_dir + "/train_log.csv";
-  const bool new_log = !opt.resume || !fs::exists(log_path);
-  std::ofstream log(log_path, new_log ? std::ios::trunc : std::ios::app);
-  if (new_log) log << "global_step,epoch,step,loss,learning_rate,images_per_second,val_loss\n";
   std::vector<float> curve_train, curve_val;
+  bool new_log = !opt.resume || !fs::exists(log_path);
+  if (!new_log) {
+    RestoredLog restored;
+    std::string why;
+    if (restore_log(log_path, global_step, restored, why)) {
+      write_file_atomically(log_path, restored.text, "train");
+      curve_train = std::move(restored.train);
+      curve_val = std::move(restored.val_by_step);
+    } else {
+      std::cerr << "warning: " << log_path << " is not a training log (" << why
+                << "); starting a new one, the old one is kept as " << log_path << ".old\n";
+      fs::rename(log_path, log_path + ".old");
+      new_log = true;
+    }
+  }
+  std::ofstream log(log_path, new_log ? std::ios::trunc : std::ios::app);
+  if (!log) throw std::runtime_error("train: cannot write " + log_path);
+  if (new_log) log << kLogHeader << "\n";
 
   TrainResult result;
   auto progress_json = [&](int epoch, int64_t step) {

@@ -31,7 +31,7 @@ struct TrainOptions {
   int captions_per_image = 1;  // k captions per image per step (encoder once, decoder k times)
   bool cache_images = false;
   Device device = Device::CPU;
-  int64_t max_steps = -1;        // stop after this many steps in total (tests, smoke runs)
+  int64_t max_steps = -1;        // stop after this many steps of this call (tests, smoke runs)
   int sample_captions = 3;       // printed after each epoch
   bool progress_bar = true;
   std::shared_ptr<FeatureCache> feature_cache;

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "io/batches.h"
 #include "io/shapes_dataset.h"
@@ -53,6 +55,23 @@ struct TinySetup {
     return o;
   }
 };
+
+// (global_step, training loss or validation loss) of every row of a train_log.csv.
+std::vector<std::pair<int64_t, std::string>> log_steps_and_losses(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<std::pair<int64_t, std::string>> rows;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream row(line);
+    std::string field;
+    while (std::getline(row, field, ',')) f.push_back(field);
+    if (f.size() < 4) continue;
+    rows.emplace_back(std::stoll(f[0]), f[3].empty() && f.size() == 7 ? "val " + f[6] : f[3]);
+  }
+  return rows;
+}
 }  // namespace
 
 TEST_CASE("resume reproduces an uninterrupted run's losses exactly") {
@@ -76,8 +95,50 @@ TEST_CASE("resume reproduces an uninterrupted run's losses exactly") {
   for (int i = 0; i < 6; ++i) CHECK(part1.step_losses[i] == full.step_losses[i]);
   CHECK(part2.step_losses[0] == full.step_losses[6]);
   CHECK(part2.step_losses[1] == full.step_losses[7]);
-  CHECK(fs::exists(s.root / "resumed/train_log.csv"));
   CHECK(fs::exists(s.root / "resumed/loss_curve.png"));
+  // The resumed run's log covers the whole run: the uninterrupted run's steps and losses.
+  CHECK(log_steps_and_losses(s.root / "resumed/train_log.csv") ==
+        log_steps_and_losses(s.root / "straight/train_log.csv"));
+}
+
+TEST_CASE("resume drops log rows written after the checkpoint, and replaces a log it cannot read") {
+  TinySetup s;
+  Captioner straight(s.config, 11);
+  train_captioner(straight, s.data, s.options("straight"));
+  const auto expected = log_steps_and_losses(s.root / "straight/train_log.csv");
+  REQUIRE(expected.size() == 10);  // 8 steps and 2 validation rows
+
+  // A run checkpointed at step 6 that then logged steps 7 and 8 and died (killed) before saving.
+  Captioner first(s.config, 11);
+  TrainOptions o1 = s.options("crashed");
+  o1.max_steps = 6;
+  train_captioner(first, s.data, o1);
+  const fs::path log = s.root / "crashed/train_log.csv";
+  {
+    std::ofstream append(log, std::ios::app);
+    append << "7,2,3,9.5,0.001,100,\n8,2,4,9.25,0.001,100,\n";
+  }
+  Captioner second(s.config, 999);
+  TrainOptions o2 = s.options("crashed");
+  o2.resume = true;
+  train_captioner(second, s.data, o2);
+  CHECK(log_steps_and_losses(log) == expected);
+
+  // A log that is not one (here: another program's file) is kept aside, and a new one started.
+  Captioner third(s.config, 11);
+  TrainOptions o3 = s.options("foreign");
+  o3.max_steps = 6;
+  train_captioner(third, s.data, o3);
+  const fs::path foreign = s.root / "foreign/train_log.csv";
+  { std::ofstream(foreign) << "name,value\nnot,a log\n"; }
+  Captioner fourth(s.config, 999);
+  TrainOptions o4 = s.options("foreign");
+  o4.resume = true;
+  train_captioner(fourth, s.data, o4);
+  CHECK(fs::exists(s.root / "foreign/train_log.csv.old"));
+  const auto rows = log_steps_and_losses(foreign);
+  REQUIRE(rows.size() == 3);  // steps 7 and 8 and the last validation
+  CHECK(rows.front() == expected[expected.size() - 3]);
 }
 
 TEST_CASE("the loss goes down when fitting a few batches") {

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   flags.option("heads", "4", "transformer attention heads (must divide --units)");
   flags.option("image-size", "", "input image size (default: 128 tiny, 299 inception_resnet_v2)");
   flags.option("train-images", "6000", "shapes: training images to generate");
-  flags.option("max-steps", "-1", "stop after this many steps (smoke tests)");
+  flags.option("max-steps", "-1", "stop after this many steps of this run, resumed or not (smoke tests)");
   flags.flag("all-pairs", "train on every (image, caption) pair each epoch");
   flags.option("pixel-scaling", "inception", "inception (x/127.5-1) | unit (x/255, the notebook's)");
   try {
