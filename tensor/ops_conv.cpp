@@ -199,18 +199,28 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
   const int64_t depth = g.KH * g.KW * g.C;
   const bool pointwise = is_pointwise(g);
   const int threads = device == Device::CPU ? omp_get_max_threads() : 1;
-  const PanelPlan plan = plan_panels(g, sizeof(T), device, threads);
+  // A pointwise conv is planned as one output pixel per row: with no windows to keep together,
+  // its panels may end inside an image row, so that threads get equal shares (17x17 = 289 pixels
+  // at batch 1 is 145 + 144, where whole rows would be 9 + 8).
+  Conv2dGeometry rows = g;
+  if (pointwise) {
+    rows.N = 1;
+    rows.OH = g.N * g.OH * g.OW;
+    rows.OW = 1;
+  }
+  const PanelPlan plan = plan_panels(rows, sizeof(T), device, threads);
   auto run_panel = [&](int64_t p, T* patches) {
     const int64_t row_begin = p * plan.rows_per_panel;
-    const int64_t row_end = std::min(g.N * g.OH, row_begin + plan.rows_per_panel);
-    const int64_t pixels = (row_end - row_begin) * g.OW;
-    T* y = out + row_begin * g.OW * COUT;
-    const T* cols = x + row_begin * g.OW * depth;  // a pointwise conv's patches are x itself
+    const int64_t row_end = std::min(rows.N * rows.OH, row_begin + plan.rows_per_panel);
+    const int64_t pixels = (row_end - row_begin) * rows.OW;
+    const int64_t first_pixel = row_begin * rows.OW;
+    T* y = out + first_pixel * COUT;
+    const T* cols = x + first_pixel * depth;  // a pointwise conv's patches are x itself
     if (!pointwise) {
       im2col_rows(k, x, patches, g, row_begin, row_end);
       cols = patches;
     }
-    const T* residual = epilogue.residual ? epilogue.residual + row_begin * g.OW * COUT : nullptr;
+    const T* residual = epilogue.residual ? epilogue.residual + first_pixel * COUT : nullptr;
     if (residual && epilogue.bias) {
       BroadcastLayout rows_plus_bias;
       rows_plus_bias.rank = 2;
@@ -231,7 +241,7 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
            y, COUT);
     if (epilogue.relu) k.unary(UnaryOp::Relu, y, y, pixels * COUT, T(0));
   };
-  const int64_t panel_elements = pointwise ? 0 : plan.rows_per_panel * g.OW * depth;
+  const int64_t panel_elements = pointwise ? 0 : plan.rows_per_panel * rows.OW * depth;
   if (plan.num_panels == 1 || threads == 1) {
     Tensor buffer = Tensor::empty({panel_elements}, dtype, device);
     for (int64_t p = 0; p < plan.num_panels; ++p) run_panel(p, buffer.data<T>());

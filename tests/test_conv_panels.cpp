@@ -110,6 +110,7 @@ TEST_CASE("a small conv (batch 1, a few hundred pixels) shared by several thread
   const int saved_threads = omp_get_max_threads();
   const std::vector<Case> cases = {
       {1, 8, 8, 40, 1, 1, 24, 1, Padding::Same},   // 64 pixels: two panels of 32
+      {1, 17, 17, 24, 1, 1, 20, 1, Padding::Same},  // pointwise: panels end inside image rows
       {1, 17, 17, 24, 1, 7, 20, 1, Padding::Same},
       {1, 17, 17, 24, 7, 1, 20, 1, Padding::Same},
       {1, 9, 9, 16, 3, 3, 12, 2, Padding::Valid},  // 16 pixels: one panel however many threads
@@ -119,15 +120,18 @@ TEST_CASE("a small conv (batch 1, a few hundred pixels) shared by several thread
     CAPTURE(threads);
     omp_set_num_threads(threads);
     for (const Case& c : cases) check_case(c);
-    // The inference epilogue (bias, residual, ReLU) on the shared rows.
-    Tensor x = random_tensor({1, 17, 17, 32}, rng).to(DType::F32);
-    Tensor w = random_tensor({1, 3, 32, 40}, rng).to(DType::F32);
-    Tensor b = random_tensor({40}, rng).to(DType::F32);
-    Tensor residual = random_tensor({1, 17, 17, 40}, rng).to(DType::F32);
-    Tensor composed = relu(add(residual, add(conv2d(x, w, 1, 1, Padding::Same), b)));
-    NoGradGuard no_grad;
-    Tensor fused = conv2d_bias_activation(x, w, b, 1, 1, Padding::Same, true, residual);
-    CHECK(max_abs_diff(fused.to_vector_f64(), composed.to_vector_f64()) <= 1e-5);
+    // The inference epilogue (bias, residual, ReLU) on the shared rows, for a 1x3 and a 1x1 kernel.
+    for (int64_t kw : {3, 1}) {
+      CAPTURE(kw);
+      Tensor x = random_tensor({1, 17, 17, 32}, rng).to(DType::F32);
+      Tensor w = random_tensor({1, kw, 32, 40}, rng).to(DType::F32);
+      Tensor b = random_tensor({40}, rng).to(DType::F32);
+      Tensor residual = random_tensor({1, 17, 17, 40}, rng).to(DType::F32);
+      Tensor composed = relu(add(residual, add(conv2d(x, w, 1, 1, Padding::Same), b)));
+      NoGradGuard no_grad;
+      Tensor fused = conv2d_bias_activation(x, w, b, 1, 1, Padding::Same, true, residual);
+      CHECK(max_abs_diff(fused.to_vector_f64(), composed.to_vector_f64()) <= 1e-5);
+    }
   }
   omp_set_num_threads(saved_threads);
 }
