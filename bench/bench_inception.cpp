@@ -4,11 +4,14 @@
 // bench/inception_onnx.py run the same network in PyTorch and ONNX Runtime.
 //
 //   bench_inception [--threads N] [--batches 1,8] [--repeats 3] [--image-size 299] [--peak-2048]
-//                   [--no-fold]
+//                   [--no-fold] [--profile]
 //
 // The encoder is frozen and its BatchNorms folded into the convolutions
 // (InceptionResNetV2::fold_batch_norm, as ONNX Runtime's graph optimiser does); --no-fold runs
-// conv, BatchNorm and ReLU as separate passes.
+// conv, BatchNorm and ReLU as separate passes. --profile then runs the forwards once more with the
+// op profiler on (tensor/profiler.h) and prints, per batch, where the time went: each distinct
+// convolution, pooling and concat shape, its time per forward and GFLOP/s
+// (`python3 bench/inception_onnx.py --profile` prints ONNX Runtime's per-node times likewise).
 // Layout NHWC (glimpse's only layout). Random weights: speed does not depend on them. The GEMM
 // peak is Eigen's 1024^3 (2048^3 with --peak-2048) float32 product at the same thread count, best
 // of 10 runs.
@@ -32,6 +35,7 @@
 
 #include "models/inception_resnet_v2.h"
 #include "tensor/autograd.h"
+#include "tensor/profiler.h"
 #include "tensor/random.h"
 
 namespace {
@@ -50,6 +54,7 @@ struct Options {
   int image_size = 299;
   int64_t peak_size = 1024;
   bool fold = true;
+  bool profile = false;
 };
 
 long long parse_integer(const std::string& flag, const std::string& text) {
@@ -76,6 +81,7 @@ Options parse_options(int argc, char** argv) {
     else if (arg == "--image-size") o.image_size = static_cast<int>(parse_integer(arg, value()));
     else if (arg == "--peak-2048") o.peak_size = 2048;
     else if (arg == "--no-fold") o.fold = false;
+    else if (arg == "--profile") o.profile = true;
     else if (arg == "--batches") {
       o.batches.clear();
       std::stringstream in(value());
@@ -84,7 +90,7 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       std::printf(
           "bench_inception [--threads N] [--batches 1,8] [--repeats 3] [--image-size 299] "
-          "[--peak-2048] [--no-fold]\n");
+          "[--peak-2048] [--no-fold] [--profile]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("bench_inception: unknown flag '" + arg + "' (see --help)");
@@ -152,6 +158,31 @@ double eigen_gemm_gflops(int64_t n) {
   return 2.0 * static_cast<double>(n * n * n) / best * 1e-9;
 }
 
+// Runs `repeats` forwards with the op profiler on and prints its table per forward.
+void print_profile(glimpse::models::InceptionResNetV2& model, const Tensor& images, int repeats,
+                   double forward_ms) {
+  namespace profiler = glimpse::profiler;
+  profiler::reset();
+  profiler::set_enabled(true);
+  for (int i = 0; i < repeats; ++i) Tensor features = model.forward(images);
+  profiler::set_enabled(false);
+  const std::vector<profiler::Entry> entries = profiler::entries();
+  double total = 0;
+  for (const auto& e : entries) total += e.seconds;
+  std::printf("\nprofile, batch %lld: %.1f ms per forward in the ops below (the timed forward: %.1f "
+              "ms), %d forwards\n",
+              static_cast<long long>(images.shape()[0]), total * 1e3 / repeats, forward_ms, repeats);
+  std::printf("%-24s %-34s %6s %10s %8s %7s\n", "op", "input  kernel/stride -> out", "calls",
+              "ms/forward", "GFLOP/s", "share");
+  for (const auto& e : entries) {
+    const double gflops = e.flops > 0 ? e.flops / e.seconds * 1e-9 : 0;
+    std::printf("%-24s %-34s %6lld %10.2f %8.1f %6.1f%%\n", e.op.c_str(), e.shape.c_str(),
+                static_cast<long long>(e.calls / repeats), e.seconds * 1e3 / repeats, gflops,
+                100.0 * e.seconds / total);
+  }
+  profiler::reset();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,6 +234,7 @@ int main(int argc, char** argv) {
           "cpu_ms_per_image=%.2f peak_gflops=%.1f minor_faults_per_forward=%.0f bn_folded=%d\n",
           static_cast<long long>(batch), o.threads, per_image_ms, cpu_per_image_ms, peak,
           t.minor_faults, o.fold ? 1 : 0);
+      if (o.profile) print_profile(model, images, repeats, t.wall_seconds * 1e3);
     }
     return 0;
   } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -59,6 +60,20 @@ Conv2dGeometry make_geometry(const char* op, const Tensor& x, int64_t kh, int64_
 
 bool is_pointwise(const Conv2dGeometry& g) {
   return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1;
+}
+
+// The profiler's row label of a convolution or pooling: "1x17x17x1088 k1x1/1 -> 192".
+std::string describe(const Conv2dGeometry& g, int64_t out_channels) {
+  std::string stride = std::to_string(g.SH);
+  if (g.SW != g.SH) stride += "x" + std::to_string(g.SW);
+  return std::to_string(g.N) + "x" + std::to_string(g.H) + "x" + std::to_string(g.W) + "x" +
+         std::to_string(g.C) + " k" + std::to_string(g.KH) + "x" + std::to_string(g.KW) + "/" +
+         stride + " -> " + std::to_string(out_channels);
+}
+
+double conv_flops(const Conv2dGeometry& g, int64_t out_channels) {
+  return 2.0 * static_cast<double>(g.N * g.OH * g.OW) * static_cast<double>(out_channels) *
+         static_cast<double>(g.KH * g.KW * g.C);
 }
 
 // ---- panels: im2col + GEMM a slice of output rows at a time -----------------------------------------
@@ -286,6 +301,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding 
   Tensor w = kernel.contiguous().detach();
   Tensor out = Tensor::empty({g.N, g.OH, g.OW, COUT}, x.dtype(), x.device());
   if (out.numel() > 0) {
+    profiler::Scope scope(name, [&] { return describe(g, COUT); }, conv_flops(g, COUT));
     dispatch_float(name, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       conv_forward<T>(kernels_for<T>(x.device()), x.data<T>(), w.data<T>(), out.data<T>(), g, COUT,
@@ -371,6 +387,8 @@ Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Te
   Tensor r = residual.defined() ? residual.contiguous() : Tensor();
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   if (out.numel() > 0) {
+    profiler::Scope scope(name, [&] { return describe(args.g, args.COUT); },
+                          conv_flops(args.g, args.COUT));
     dispatch_float(name, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       const Epilogue<T> epilogue{b.data<T>(), r.defined() ? r.data<T>() : nullptr, relu_after};
@@ -387,10 +405,13 @@ Tensor max_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, Padding pa
   Tensor x = x_in.contiguous().detach();
   Tensor out = Tensor::empty({g.N, g.OH, g.OW, g.C}, x.dtype(), x.device());
   Tensor arg = Tensor::empty({g.N, g.OH, g.OW, g.C}, DType::I32, x.device());
-  dispatch_float(name, x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    kernels_for<T>(x.device()).max_pool(x.data<T>(), out.data<T>(), arg.data<int32_t>(), g);
-  });
+  {
+    profiler::Scope scope(name, [&] { return describe(g, g.C); });
+    dispatch_float(name, x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      kernels_for<T>(x.device()).max_pool(x.data<T>(), out.data<T>(), arg.data<int32_t>(), g);
+    });
+  }
   if (any_requires_grad({x_in})) {
     record_node(name, {x_in}, out, [=](const std::vector<Tensor>& grads) {
       Tensor gy = grads[0].contiguous();
@@ -411,10 +432,13 @@ Tensor avg_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, Padding pa
   Conv2dGeometry g = make_geometry(name, x_in, ph, pw, sh, sw, padding);
   Tensor x = x_in.contiguous().detach();
   Tensor out = Tensor::empty({g.N, g.OH, g.OW, g.C}, x.dtype(), x.device());
-  dispatch_float(name, x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    kernels_for<T>(x.device()).avg_pool(x.data<T>(), out.data<T>(), g);
-  });
+  {
+    profiler::Scope scope(name, [&] { return describe(g, g.C); });
+    dispatch_float(name, x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      kernels_for<T>(x.device()).avg_pool(x.data<T>(), out.data<T>(), g);
+    });
+  }
   if (any_requires_grad({x_in})) {
     record_node(name, {x_in}, out, [=](const std::vector<Tensor>& grads) {
       Tensor gy = grads[0].contiguous();

@@ -3,6 +3,7 @@
 
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -156,6 +157,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
     total += x.shape()[axis];
   }
   shape[axis] = total;
+  profiler::Scope scope("concat", [&] { return std::to_string(xs.size()) + " -> " + shape_str(shape); });
   Tensor out = Tensor::empty(shape, first.dtype(), first.device());
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < axis; ++i) outer *= shape[i];
