@@ -5,7 +5,8 @@
 #   bash bench/run.sh [BUILD_DIR]
 #
 # Environment: THREADS (default: all cores), DECODER_STEPS (timed steps, default 5),
-# PROFILE=1 (adds the decoder's per-layer breakdown, glimpse and PyTorch, at 1 thread),
+# PROFILE=1 (adds the decoder's per-layer breakdown, glimpse and PyTorch, at 1 thread, and
+# Inception-ResNet-v2's time per convolution shape at batch 1, glimpse and ONNX Runtime),
 # IRV2_REPEATS (timed forwards at batch 1, default 3; batch 8 uses half, at least 2),
 # LOG (where the full output goes, default BUILD_DIR/bench-results.log).
 # The decoder also runs at 1 thread. A Python side whose package is missing is skipped with a
@@ -86,6 +87,15 @@ if has_python_module torch; then
   python_side onnxruntime inception_onnx.py --threads "$THREADS" --repeats "$IRV2_REPEATS"
 else
   say "skipped inception_onnx.py: it exports the PyTorch model, and torch is not installed"
+fi
+if [[ "${PROFILE:-0}" == 1 ]]; then
+  say "-- time per convolution shape at batch 1"
+  "$BIN/bench_inception" --threads "$THREADS" --batches 1 --repeats "$IRV2_REPEATS" --profile 2>&1 |
+    grep -v '^RESULT' | tee -a "$LOG"
+  if has_python_module torch && has_python_module onnxruntime; then
+    python3 "$BENCH_DIR/inception_onnx.py" --threads "$THREADS" --batches 1 \
+      --repeats "$IRV2_REPEATS" --profile 2>&1 | grep -v '^RESULT' | tee -a "$LOG"
+  fi
 fi
 
 say ""
