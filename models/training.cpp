@@ -60,9 +60,19 @@ constexpr const char* kLogHeader = "global_step,epoch,step,loss,learning_rate,im
 // died without saving again (a crash, a kill); the resumed run computes those steps afresh, so
 // they are dropped rather than listed twice. Returns false (and changes nothing) when the file
 // is not a log this loop wrote.
+// What loss_curve.png plots: the training loss per step, and the validation loss at the steps
+// that ended an epoch (NaN elsewhere, so the plot draws points only there).
+struct LossCurve {
+  std::vector<float> train, val_by_step;
+  void add_validation(float loss) {
+    val_by_step.resize(train.size(), std::nanf(""));
+    val_by_step.back() = loss;
+  }
+};
+
 struct RestoredLog {
   std::string text;  // header + kept rows
-  std::vector<float> train, val_by_step;
+  LossCurve curve;
 };
 bool restore_log(const std::string& path, int64_t resumed_step, RestoredLog& out, std::string& why) {
   std::ifstream in(path);
@@ -86,10 +96,9 @@ bool restore_log(const std::string& path, int64_t resumed_step, RestoredLog& out
       const int64_t step = std::stoll(fields[0]);
       if (step > resumed_step) continue;
       if (!fields[3].empty()) {
-        out.train.push_back(std::stof(fields[3]));
-      } else if (!fields[6].empty() && !out.train.empty()) {
-        out.val_by_step.resize(out.train.size(), std::nanf(""));
-        out.val_by_step.back() = std::stof(fields[6]);
+        out.curve.train.push_back(std::stof(fields[3]));
+      } else if (!fields[6].empty() && !out.curve.train.empty()) {
+        out.curve.add_validation(std::stof(fields[6]));
       }
     } catch (const std::exception&) {
       why = "line " + std::to_string(line_number) + " is not a log row: '" + line + "'";
@@ -100,13 +109,12 @@ bool restore_log(const std::string& path, int64_t resumed_step, RestoredLog& out
   return true;
 }
 
-void write_loss_curve(const std::string& dir, const std::vector<float>& train,
-                      const std::vector<float>& val_by_step) {
+void write_loss_curve(const std::string& dir, const LossCurve& curve) {
   try {
-    std::vector<std::vector<float>> series{train};
+    std::vector<std::vector<float>> series{curve.train};
     std::vector<std::string> labels{"train loss"};
-    if (!val_by_step.empty()) {
-      series.push_back(val_by_step);
+    if (!curve.val_by_step.empty()) {
+      series.push_back(curve.val_by_step);
       labels.push_back("validation loss");
     }
     write_png(dir + "/loss_curve.png", plot_lines(series, labels, 800, 480, "glimpse training loss"));
@@ -248,15 +256,14 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
   // CSV log: on resume, cut back to the checkpoint's step and appended to, so that the file and
   // the loss curve cover the whole run.
   const std::string log_path = opt.out_dir + "/train_log.csv";
-  std::vector<float> curve_train, curve_val;
+  LossCurve curve;
   bool new_log = !opt.resume || !fs::exists(log_path);
   if (!new_log) {
     RestoredLog restored;
     std::string why;
     if (restore_log(log_path, global_step, restored, why)) {
       write_file_atomically(log_path, restored.text, "train");
-      curve_train = std::move(restored.train);
-      curve_val = std::move(restored.val_by_step);
+      curve = std::move(restored.curve);
     } else {
       std::cerr << "warning: " << log_path << " is not a training log (" << why
                 << "); starting a new one, the old one is kept as " << log_path << ".old\n";
@@ -319,7 +326,7 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
       const double ips = images_seen / std::max(elapsed, 1e-9);
       log << global_step << "," << epoch + 1 << "," << step << "," << value << "," << lr << ","
           << ips << ",\n";
-      curve_train.push_back(static_cast<float>(value));
+      curve.train.push_back(static_cast<float>(value));
       if (opt.progress_bar) {
         const int width = 24;
         const int filled = static_cast<int>(width * step / steps_per_epoch);
@@ -355,8 +362,7 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
       std::cout << "epoch " << epoch + 1 << ": train loss " << std::setprecision(4)
                 << (running_n ? running / running_n : 0) << ", validation loss " << val_loss << "\n";
       log << global_step << "," << epoch + 1 << "," << step << ",,,," << val_loss << "\n";
-      curve_val.resize(curve_train.size(), std::nanf(""));
-      curve_val.back() = static_cast<float>(val_loss);
+      curve.add_validation(static_cast<float>(val_loss));
       if (opt.sample_captions > 0 && !from_features) {
         NoGradGuard no_grad;
         model.eval();
@@ -384,12 +390,12 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
     }
     checkpoint(epoch + 1, 0);
     log.flush();
-    write_loss_curve(opt.out_dir, curve_train, curve_val);
+    write_loss_curve(opt.out_dir, curve);
   }
   if (batcher.bad_images() > 0)
     std::cout << "skipped " << batcher.bad_images() << " unreadable image(s) during training; first: "
               << batcher.bad_image_messages().front() << "\n";
-  write_loss_curve(opt.out_dir, curve_train, curve_val);
+  write_loss_curve(opt.out_dir, curve);
   result.global_step = global_step;
   return result;
 }
