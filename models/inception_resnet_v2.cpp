@@ -75,7 +75,11 @@ bool same_bytes(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 struct ConvBN::Folded {
-  Tensor kernel, bias;  // the conv's kernel scaled per output channel, and the matching bias
+  // The conv's kernel scaled per output channel, and the matching bias. On the CPU the kernel is
+  // kept only in packed form (tensor/cpu_packed_gemm.h), which the forward then uses.
+  Tensor kernel, bias;
+  PackedConvKernel packed;
+  DType dtype;
   double output_scale;
   // What they were computed from, to notice weights that were replaced or changed since.
   std::vector<const TensorImpl*> sources;
@@ -108,6 +112,11 @@ void ConvBN::fold_batch_norm(double output_scale) {
   }
   folded->kernel = mul(kernel, scale).contiguous();
   folded->bias = add(mul(shift, scale), bias_after).contiguous();
+  folded->dtype = kernel.dtype();
+  if (device == Device::CPU) {
+    folded->packed = pack_conv_kernel(folded->kernel);
+    folded->kernel = Tensor();
+  }
   folded->output_scale = output_scale;
   const std::vector<Tensor> sources = fold_sources(*conv, bn.get());
   for (const Tensor& t : sources) folded->sources.push_back(t.defined() ? t.impl() : nullptr);
@@ -130,7 +139,7 @@ bool ConvBN::folded_usable(const Tensor& x, double output_scale) const {
   for (size_t i = 0; i < sources.size(); ++i)
     if ((sources[i].defined() ? sources[i].impl() : nullptr) != folded_->sources[i]) return false;
   if ((bn ? bn->epsilon : 0.0) != folded_->epsilon || conv->kernel.device() != folded_->device ||
-      x.device() != folded_->device || x.dtype() != folded_->kernel.dtype())
+      x.device() != folded_->device || x.dtype() != folded_->dtype)
     return false;
   if (folded_->device == Device::CPU) {
     for (size_t i = 1; i < sources.size(); ++i)
@@ -152,8 +161,11 @@ const ConvBN::Folded* ConvBN::usable_fold(const Tensor& x, double output_scale) 
 
 Tensor ConvBN::forward(const Tensor& x) {
   const int stride = conv->stride;
-  if (const Folded* f = usable_fold(x, 1.0))
+  if (const Folded* f = usable_fold(x, 1.0)) {
+    if (f->packed.defined())
+      return conv2d_bias_activation(x, f->packed, f->bias, stride, stride, conv->padding, activation);
     return conv2d_bias_activation(x, f->kernel, f->bias, stride, stride, conv->padding, activation);
+  }
   if (!bn && conv->use_bias && conv->activation == nn::Activation::None)
     return conv2d_bias_activation(x, conv->kernel, conv->bias, stride, stride, conv->padding,
                                   activation);
@@ -165,9 +177,13 @@ Tensor ConvBN::forward(const Tensor& x) {
 Tensor ConvBN::forward_residual(const Tensor& x, const Tensor& residual, double scale,
                                 bool relu_after) {
   if (!activation) {
-    if (const Folded* f = usable_fold(x, scale))
+    if (const Folded* f = usable_fold(x, scale)) {
+      if (f->packed.defined())
+        return conv2d_bias_activation(x, f->packed, f->bias, conv->stride, conv->stride,
+                                      conv->padding, relu_after, residual);
       return conv2d_bias_activation(x, f->kernel, f->bias, conv->stride, conv->stride,
                                     conv->padding, relu_after, residual);
+    }
   }
   Tensor y = add(residual, mul_scalar(forward(x), scale));
   return relu_after ? relu(y) : y;

@@ -108,6 +108,21 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, int stride_h, int stride_w,
 Tensor conv2d_bias_activation(const Tensor& x, const Tensor& kernel, const Tensor& bias,
                               int stride_h, int stride_w, Padding padding, bool relu,
                               const Tensor& residual = Tensor());
+// A convolution kernel copied once into the CPU's packed GEMM layout (tensor/cpu_packed_gemm.h),
+// for a frozen network run many times: the product then skips the per-call copy of the kernel
+// that a general GEMM makes, and the bias, residual and ReLU are applied before each tile of the
+// output is stored. A snapshot: pack again after changing the kernel. CPU only.
+struct PackedConvKernel {
+  Tensor packed;       // 1-D, in the packed layout
+  Shape kernel_shape;  // the kernel's [KH, KW, C, COUT]
+  bool defined() const { return packed.defined(); }
+};
+PackedConvKernel pack_conv_kernel(const Tensor& kernel);
+// conv2d_bias_activation with a packed kernel: the same result, up to rounding. Inference only:
+// no input may require gradients.
+Tensor conv2d_bias_activation(const Tensor& x, const PackedConvKernel& kernel, const Tensor& bias,
+                              int stride_h, int stride_w, Padding padding, bool relu,
+                              const Tensor& residual = Tensor());
 Tensor max_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,
                   Padding padding);
 Tensor avg_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "tensor/cpu_packed_gemm.h"
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
 #include "tensor/profiler.h"
@@ -193,11 +194,13 @@ void col2im_rows(const Kernels<T>& k, const T* dcols, T* gx, const Conv2dGeometr
 // The inference epilogue of conv2d_bias_activation: what the GEMM of each panel starts from
 // (residual + bias, rather than zeros: adding them costs one pass over a panel still in cache) and
 // the ReLU applied while the panel is hot.
+// With a packed kernel (CPU), the packed GEMM applies the same epilogue to each register tile.
 template <class T>
 struct Epilogue {
   const T* bias = nullptr;      // [COUT] or null
   const T* residual = nullptr;  // [N*OH*OW, COUT] like the output, or null
   bool relu = false;
+  const T* packed_kernel = nullptr;  // the kernel in cpu::pack_b's layout (then w is unused)
 };
 
 // out[N*OH*OW, COUT] = patches(x) W (+ bias, ReLU), panel by panel.
@@ -223,7 +226,17 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
     rows.OH = g.N * g.OH * g.OW;
     rows.OW = 1;
   }
-  const PanelPlan plan = plan_panels(rows, sizeof(T), device, threads);
+  PanelPlan plan = plan_panels(rows, sizeof(T), device, threads);
+  // A convolution that the plan shares between the threads one panel each, with fewer output
+  // pixels than channels (at batch 1: the 8x8 ones, and the 17x17 ones up to 1088 channels), is
+  // rather one panel whose output channels the threads share, when its kernel is packed: each
+  // thread then reads all the patches, which are the smaller operand, and half the kernel.
+  int gemm_threads = 1;
+  if (epilogue.packed_kernel && threads > 1 && plan.num_panels <= threads &&
+      g.N * g.OH * g.OW < COUT) {
+    plan = {rows.N * rows.OH, 1};
+    gemm_threads = threads;
+  }
   auto run_panel = [&](int64_t p, T* patches) {
     const int64_t row_begin = p * plan.rows_per_panel;
     const int64_t row_end = std::min(rows.N * rows.OH, row_begin + plan.rows_per_panel);
@@ -236,6 +249,11 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
       cols = patches;
     }
     const T* residual = epilogue.residual ? epilogue.residual + first_pixel * COUT : nullptr;
+    if (epilogue.packed_kernel) {
+      cpu::gemm_packed_b(pixels, COUT, depth, cols, depth, epilogue.packed_kernel, y, COUT,
+                         epilogue.bias, residual, epilogue.relu, gemm_threads);
+      return;
+    }
     if (residual && epilogue.bias) {
       BroadcastLayout rows_plus_bias;
       rows_plus_bias.rank = 2;
@@ -276,17 +294,62 @@ struct ConvArgs {
   int64_t COUT;
 };
 
+// `kernel` holds the weights: the kernel itself, or its packed form.
+ConvArgs check_conv(const char* name, const Tensor& x, const Tensor& kernel,
+                    const Shape& kernel_shape, int sh, int sw, Padding padding) {
+  check_float(name, kernel, "kernel");
+  if (kernel_shape.size() != 4)
+    fail(name, "kernel must be (kh, kw, cin, cout), got shape ", shape_str(kernel_shape));
+  Conv2dGeometry g = make_geometry(name, x, kernel_shape[0], kernel_shape[1], sh, sw, padding);
+  check_same_dtype_device(name, x, kernel);
+  if (kernel_shape[2] != g.C)
+    fail(name, "kernel ", shape_str(kernel_shape), " expects ", kernel_shape[2],
+         " input channels but the input ", shape_str(x.shape()), " has ", g.C);
+  return {g, kernel_shape[3]};
+}
+
 ConvArgs check_conv(const char* name, const Tensor& x, const Tensor& kernel, int sh, int sw,
                     Padding padding) {
-  check_float(name, kernel, "kernel");
-  if (kernel.rank() != 4)
-    fail(name, "kernel must be (kh, kw, cin, cout), got shape ", shape_str(kernel.shape()));
-  Conv2dGeometry g = make_geometry(name, x, kernel.shape()[0], kernel.shape()[1], sh, sw, padding);
-  check_same_dtype_device(name, x, kernel);
-  if (kernel.shape()[2] != g.C)
-    fail(name, "kernel ", shape_str(kernel.shape()), " expects ", kernel.shape()[2],
-         " input channels but the input ", shape_str(x.shape()), " has ", g.C);
-  return {g, kernel.shape()[3]};
+  return check_conv(name, x, kernel, kernel.shape(), sh, sw, padding);
+}
+
+void check_bias_residual(const char* name, const ConvArgs& args, const Tensor& x,
+                         const Tensor& bias, const Tensor& residual, const Shape& kernel_shape) {
+  check_float(name, bias, "bias");
+  check_same_dtype_device(name, x, bias);
+  if (bias.rank() != 1 || bias.shape()[0] != args.COUT)
+    fail(name, "bias must be [", args.COUT, "] for kernel ", shape_str(kernel_shape), ", got ",
+         shape_str(bias.shape()));
+  if (residual.defined()) {
+    const Shape out_shape{args.g.N, args.g.OH, args.g.OW, args.COUT};
+    check_float(name, residual, "residual");
+    check_same_dtype_device(name, x, residual);
+    if (residual.shape() != out_shape)
+      fail(name, "residual ", shape_str(residual.shape()), " must have the output's shape ",
+           shape_str(out_shape));
+  }
+}
+
+// The fused forward, with the kernel as it is (`w`) or packed (`packed`, then w is null).
+Tensor fused_conv_forward(const char* name, const ConvArgs& args, const Tensor& x_in,
+                          const Tensor& w, const Tensor& packed, const Tensor& bias, bool relu_after,
+                          const Tensor& residual) {
+  Tensor x = x_in.contiguous();
+  Tensor b = bias.contiguous();
+  Tensor r = residual.defined() ? residual.contiguous() : Tensor();
+  Tensor out = Tensor::empty({args.g.N, args.g.OH, args.g.OW, args.COUT}, x.dtype(), x.device());
+  if (out.numel() > 0) {
+    profiler::Scope scope(name, [&] { return describe(args.g, args.COUT); },
+                          conv_flops(args.g, args.COUT));
+    dispatch_float(name, x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      Epilogue<T> epilogue{b.data<T>(), r.defined() ? r.data<T>() : nullptr, relu_after};
+      if (packed.defined()) epilogue.packed_kernel = packed.data<T>();
+      conv_forward<T>(kernels_for<T>(x.device()), x.data<T>(), w.defined() ? w.data<T>() : nullptr,
+                      out.data<T>(), args.g, args.COUT, x.device(), x.dtype(), epilogue);
+    });
+  }
+  return out;
 }
 
 }  // namespace
@@ -363,40 +426,48 @@ Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Te
                               int sw, Padding padding, bool relu_after, const Tensor& residual) {
   const char* name = "conv2d_bias_activation";
   const ConvArgs args = check_conv(name, x_in, kernel, sh, sw, padding);
-  check_float(name, bias, "bias");
-  check_same_dtype_device(name, kernel, bias);
-  if (bias.rank() != 1 || bias.shape()[0] != args.COUT)
-    fail(name, "bias must be [", args.COUT, "] for kernel ", shape_str(kernel.shape()), ", got ",
-         shape_str(bias.shape()));
-  const Shape out_shape{args.g.N, args.g.OH, args.g.OW, args.COUT};
-  if (residual.defined()) {
-    check_float(name, residual, "residual");
-    check_same_dtype_device(name, x_in, residual);
-    if (residual.shape() != out_shape)
-      fail(name, "residual ", shape_str(residual.shape()), " must have the output's shape ",
-           shape_str(out_shape));
-  }
+  check_bias_residual(name, args, x_in, bias, residual, kernel.shape());
   if (any_requires_grad({x_in, kernel, bias, residual})) {  // training: the differentiable ops
     Tensor y = add(conv2d(x_in, kernel, sh, sw, padding), bias);
     if (residual.defined()) y = add(residual, y);
     return relu_after ? relu(y) : y;
   }
-  Tensor x = x_in.contiguous();
-  Tensor w = kernel.contiguous();
-  Tensor b = bias.contiguous();
-  Tensor r = residual.defined() ? residual.contiguous() : Tensor();
-  Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
-  if (out.numel() > 0) {
-    profiler::Scope scope(name, [&] { return describe(args.g, args.COUT); },
-                          conv_flops(args.g, args.COUT));
-    dispatch_float(name, x.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      const Epilogue<T> epilogue{b.data<T>(), r.defined() ? r.data<T>() : nullptr, relu_after};
-      conv_forward<T>(kernels_for<T>(x.device()), x.data<T>(), w.data<T>(), out.data<T>(), args.g,
-                      args.COUT, x.device(), x.dtype(), epilogue);
-    });
-  }
-  return out;
+  return fused_conv_forward(name, args, x_in, kernel.contiguous(), Tensor(), bias, relu_after,
+                            residual);
+}
+
+PackedConvKernel pack_conv_kernel(const Tensor& kernel_in) {
+  const char* name = "pack_conv_kernel";
+  check_float(name, kernel_in, "kernel");
+  if (kernel_in.rank() != 4)
+    fail(name, "kernel must be (kh, kw, cin, cout), got shape ", shape_str(kernel_in.shape()));
+  if (kernel_in.device() != Device::CPU)
+    fail(name, "the packed layout is the CPU's; a kernel on ", device_name(kernel_in.device()),
+         " is used as it is");
+  const Shape& shape = kernel_in.shape();
+  const int64_t depth = shape[0] * shape[1] * shape[2], COUT = shape[3];
+  Tensor kernel = kernel_in.contiguous().detach();
+  PackedConvKernel result;
+  result.kernel_shape = shape;
+  dispatch_float(name, kernel.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    result.packed = Tensor::empty({cpu::packed_b_size<T>(depth, COUT)}, kernel.dtype(), Device::CPU);
+    cpu::pack_b(kernel.data<T>(), COUT, depth, COUT, result.packed.data<T>());
+  });
+  return result;
+}
+
+Tensor conv2d_bias_activation(const Tensor& x_in, const PackedConvKernel& kernel, const Tensor& bias,
+                              int sh, int sw, Padding padding, bool relu_after,
+                              const Tensor& residual) {
+  const char* name = "conv2d_bias_activation (packed kernel)";
+  if (!kernel.defined()) fail(name, "the packed kernel is empty (see pack_conv_kernel)");
+  const ConvArgs args = check_conv(name, x_in, kernel.packed, kernel.kernel_shape, sh, sw, padding);
+  check_bias_residual(name, args, x_in, bias, residual, kernel.kernel_shape);
+  if (any_requires_grad({x_in, bias, residual}))
+    fail(name, "is for inference and records no gradient, but an input requires one; use the "
+               "kernel tensor instead");
+  return fused_conv_forward(name, args, x_in, Tensor(), kernel.packed, bias, relu_after, residual);
 }
 
 Tensor max_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, Padding padding) {

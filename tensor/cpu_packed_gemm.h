@@ -1,0 +1,42 @@
+// A CPU GEMM whose right-hand matrix is packed once and reused: for a frozen convolution kernel,
+// multiplied by a different patch matrix on every call (Inception-ResNet-v2 as a frozen encoder).
+//
+// A general GEMM (OpenBLAS's, Eigen's) copies B into its own blocked layout on every call; with the
+// batch-1 convolutions split between threads, each thread copied the whole kernel for a product of
+// 32-145 rows (8.6-10.3% of the forward's samples in `perf`). Here B is copied once, at fold time,
+// into column panels of kNR values per row, and the product reads A (the patches, or a pointwise
+// convolution's input itself) where it lies. The bias, the residual and the ReLU are applied to
+// each register tile before it is stored, so the output is written once.
+//
+// Inner loop: a tile of up to kMR rows x kNR columns of C held in 2 * kMR vector registers;
+// each step over k loads one row of the B panel (two vectors), broadcasts one value of each of the
+// tile's A rows, and issues 2 * kMR fused multiply-adds. The k loop is cut into blocks of kKC so
+// that the B panel block (kKC x kNR values) stays in the L1 cache while all the row tiles of A
+// pass over it. Written with GCC vector extensions: AVX2 + FMA with -march=native on x86-64, and
+// still correct (narrower) on any target.
+//
+// Single-threaded: the convolution calls it once per panel of output rows, one panel per thread.
+#pragma once
+#include <cstdint>
+
+namespace glimpse::cpu {
+
+// Number of elements of the packed form of a row-major B[K, N].
+template <class T>
+int64_t packed_b_size(int64_t K, int64_t N);
+
+// Writes B[K, N] (row-major, leading dimension ldb) in packed form into `packed`.
+template <class T>
+void pack_b(const T* B, int64_t ldb, int64_t K, int64_t N, T* packed);
+
+// C[M, N] = relu?(A[M, K] * B + bias + residual), with B in packed form. bias ([N]) and residual
+// ([M, N], leading dimension ldc, like C) may be null. C is written, never read; it must not
+// overlap A or the residual. With threads > 1 the columns are shared among that many OpenMP
+// threads, each reading all of A and its own part of B (the split for a product with more columns
+// than rows, such as a batch-1 convolution with many output channels); the result is the same.
+template <class T>
+void gemm_packed_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* packed,
+                   T* C, int64_t ldc, const T* bias, const T* residual, bool relu,
+                   int threads = 1);
+
+}  // namespace glimpse::cpu

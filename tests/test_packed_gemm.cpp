@@ -1,0 +1,207 @@
+// The packed-B GEMM (tensor/cpu_packed_gemm.h) against a product written out as loops in double,
+// with every epilogue combination, partial row tiles and column panels, several passes over k,
+// and leading dimensions wider than the matrices; then conv2d_bias_activation with a packed kernel
+// against the composed ops.
+#include <doctest/doctest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "support/gradcheck.h"
+#include "tensor/autograd.h"
+#include "tensor/cpu_packed_gemm.h"
+#include "tensor/ops.h"
+
+using namespace glimpse;
+using glimpse::testing::max_abs_diff;
+using glimpse::testing::random_tensor;
+
+namespace {
+
+std::mt19937 rng(7);
+
+template <class T>
+std::vector<T> random_values(int64_t n) {
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  std::vector<T> v(n);
+  for (T& x : v) x = static_cast<T>(dist(rng));
+  return v;
+}
+
+struct Shape3 {
+  int64_t M, N, K;
+};
+
+// Checks one product: C = relu?(A B + bias + residual) with A [M, K] in rows of lda, B [K, N] in
+// rows of ldb, C and residual in rows of ldc. The expected values and their error bound are
+// computed in double from the same inputs.
+template <class T>
+void check_product(const Shape3& s, int64_t pad, bool with_bias, bool with_residual, bool relu,
+                   double tolerance, int threads = 1) {
+  CAPTURE(s.M);
+  CAPTURE(s.N);
+  CAPTURE(s.K);
+  CAPTURE(with_bias);
+  CAPTURE(with_residual);
+  CAPTURE(relu);
+  CAPTURE(threads);
+  const int64_t lda = s.K + pad, ldb = s.N + pad, ldc = s.N + pad;
+  const std::vector<T> A = random_values<T>(s.M * lda), B = random_values<T>(s.K * ldb);
+  const std::vector<T> bias = random_values<T>(s.N), residual = random_values<T>(s.M * ldc);
+  std::vector<T> packed(cpu::packed_b_size<T>(s.K, s.N));
+  cpu::pack_b(B.data(), ldb, s.K, s.N, packed.data());
+  // C is never read: NaN in it must not reach the result, and the padding must stay untouched.
+  const T sentinel = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> C(s.M * ldc, sentinel);
+  cpu::gemm_packed_b(s.M, s.N, s.K, A.data(), lda, packed.data(), C.data(), ldc,
+                     with_bias ? bias.data() : nullptr, with_residual ? residual.data() : nullptr,
+                     relu, threads);
+  double worst = 0.0;
+  bool padding_untouched = true;
+  for (int64_t i = 0; i < s.M; ++i) {
+    for (int64_t j = 0; j < s.N; ++j) {
+      double expected = 0.0, magnitude = 0.0;
+      for (int64_t k = 0; k < s.K; ++k) {
+        expected += double(A[i * lda + k]) * double(B[k * ldb + j]);
+        magnitude += std::fabs(double(A[i * lda + k]) * double(B[k * ldb + j]));
+      }
+      if (with_bias) expected += bias[j], magnitude += std::fabs(double(bias[j]));
+      if (with_residual)
+        expected += residual[i * ldc + j], magnitude += std::fabs(double(residual[i * ldc + j]));
+      if (relu && expected < 0) expected = 0;
+      const double got = C[i * ldc + j];
+      const double error = std::isfinite(got) ? std::fabs(got - expected) / (1.0 + magnitude)
+                                              : std::numeric_limits<double>::infinity();
+      worst = std::max(worst, error);
+    }
+    for (int64_t j = s.N; j < ldc; ++j) padding_untouched &= std::isnan(double(C[i * ldc + j]));
+  }
+  CHECK(worst <= tolerance);
+  CHECK(padding_untouched);
+}
+
+// Rows: whole and partial 6-row tiles. Columns: whole and partial panels (16 floats or 8 doubles
+// wide). Depth: none, one, within one pass of 256, exactly one, and several with a remainder.
+const Shape3 kShapes[] = {{1, 1, 1},     {6, 16, 256},  {7, 17, 257}, {13, 40, 600},
+                          {145, 48, 96}, {5, 8, 0},     {32, 33, 513}, {12, 3, 31},
+                          {2, 100, 1}};
+
+}  // namespace
+
+TEST_CASE("gemm_packed_b equals the product written out as loops (float and double)") {
+  for (const Shape3& s : kShapes) {
+    for (int64_t pad : {0, 3}) {
+      for (int epilogue = 0; epilogue < 8; ++epilogue) {
+        const bool bias = epilogue & 1, residual = epilogue & 2, relu = epilogue & 4;
+        check_product<double>(s, pad, bias, residual, relu, 1e-14);
+        check_product<float>(s, pad, bias, residual, relu, 1e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("gemm_packed_b: several row and column blocks, and the columns shared by threads") {
+  // 400 rows are three blocks of rows, 300 columns two blocks of columns (19 panels in float, 38
+  // in double, the last one partial), 600 deep three passes. With threads the panels are shared
+  // unevenly (19 between 2, 3 and 4 threads), including more threads than panels.
+  for (int epilogue : {0, 7}) {
+    const bool bias = epilogue & 1, residual = epilogue & 2, relu = epilogue & 4;
+    for (int threads : {1, 2, 3, 4}) {
+      check_product<float>({400, 300, 600}, 5, bias, residual, relu, 1e-6, threads);
+      check_product<float>({7, 20, 33}, 0, bias, residual, relu, 1e-6, 4);  // 2 panels, 4 threads
+    }
+    check_product<double>({400, 300, 600}, 0, bias, residual, relu, 1e-14, 3);
+  }
+}
+
+TEST_CASE("gemm_packed_b's ReLU lets NaN through, as the ReLU op does") {
+  const int64_t M = 7, N = 20, K = 5;
+  std::vector<float> A(M * K, 1.0f), B(K * N, -1.0f), bias(N, 0.0f), C(M * N);
+  bias[3] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> packed(cpu::packed_b_size<float>(K, N));
+  cpu::pack_b(B.data(), N, K, N, packed.data());
+  cpu::gemm_packed_b<float>(M, N, K, A.data(), K, packed.data(), C.data(), N, bias.data(), nullptr,
+                            true);
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      CAPTURE(j);
+      if (j == 3) {
+        CHECK(std::isnan(C[i * N + j]));
+      } else {
+        CHECK(C[i * N + j] == 0.0f);  // -5 through the ReLU
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d_bias_activation with a packed kernel equals the composed ops") {
+  struct Case {
+    Shape x, kernel;
+    int stride;
+    Padding padding;
+  };
+  // Pointwise and windowed, strided, output channels that fill no panel, one panel, or leave a
+  // partial one; 17x17 at batch 1 is split between the threads inside image rows.
+  const Case cases[] = {{{1, 17, 17, 24}, {1, 1, 24, 40}, 1, Padding::Same},
+                        {{2, 9, 11, 6}, {3, 3, 6, 5}, 2, Padding::Valid},
+                        {{1, 17, 17, 10}, {1, 7, 10, 16}, 1, Padding::Same},
+                        {{3, 8, 8, 20}, {7, 1, 20, 33}, 1, Padding::Same}};
+  const int saved_threads = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    omp_set_num_threads(threads);
+    for (const Case& c : cases) {
+      CAPTURE(shape_str(c.kernel));
+      Tensor x = random_tensor(c.x, rng);
+      Tensor w = random_tensor(c.kernel, rng);
+      Tensor b = random_tensor({c.kernel[3]}, rng);
+      Tensor y = conv2d(x, w, c.stride, c.stride, c.padding);
+      Tensor residual = random_tensor(y.shape(), rng);
+      const PackedConvKernel packed = pack_conv_kernel(w);
+      NoGradGuard no_grad;
+      for (bool relu_after : {false, true}) {
+        Tensor expected = add(y, b);
+        Tensor got = conv2d_bias_activation(x, packed, b, c.stride, c.stride, c.padding, relu_after);
+        CHECK(max_abs_diff(got.to_vector_f64(),
+                           (relu_after ? relu(expected) : expected).to_vector_f64()) <= 1e-12);
+        expected = add(residual, expected);
+        got = conv2d_bias_activation(x, packed, b, c.stride, c.stride, c.padding, relu_after,
+                                     residual);
+        CHECK(max_abs_diff(got.to_vector_f64(),
+                           (relu_after ? relu(expected) : expected).to_vector_f64()) <= 1e-12);
+      }
+      // In float, against the unpacked fused op.
+      Tensor xf = x.to(DType::F32), wf = w.to(DType::F32), bf = b.to(DType::F32);
+      Tensor unpacked = conv2d_bias_activation(xf, wf, bf, c.stride, c.stride, c.padding, true);
+      Tensor got = conv2d_bias_activation(xf, pack_conv_kernel(wf), bf, c.stride, c.stride,
+                                          c.padding, true);
+      CHECK(max_abs_diff(got.to_vector_f64(), unpacked.to_vector_f64()) <= 1e-5);
+    }
+  }
+  omp_set_num_threads(saved_threads);
+}
+
+TEST_CASE("conv2d_bias_activation with a packed kernel rejects what it cannot do") {
+  Tensor x = Tensor::zeros({1, 4, 4, 3});
+  const PackedConvKernel packed = pack_conv_kernel(Tensor::zeros({3, 3, 3, 2}));
+  CHECK_THROWS_WITH_AS(
+      conv2d_bias_activation(Tensor::zeros({1, 4, 4, 5}), packed, Tensor::zeros({2}), 1, 1,
+                             Padding::Same, true),
+      doctest::Contains("expects 3 input channels"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(conv2d_bias_activation(x, packed, Tensor::zeros({3}), 1, 1, Padding::Same, true),
+                       doctest::Contains("bias must be [2]"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(conv2d_bias_activation(x.to(DType::F64), packed, Tensor::zeros({2}), 1, 1,
+                                              Padding::Same, true),
+                       doctest::Contains("dtype"), std::invalid_argument);
+  Tensor xg = x.clone().set_requires_grad(true);
+  CHECK_THROWS_WITH_AS(conv2d_bias_activation(xg, packed, Tensor::zeros({2}), 1, 1, Padding::Same, true),
+                       doctest::Contains("for inference"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(conv2d_bias_activation(x, PackedConvKernel{}, Tensor::zeros({2}), 1, 1,
+                                              Padding::Same, true),
+                       doctest::Contains("empty"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(pack_conv_kernel(Tensor::zeros({3, 3})), doctest::Contains("(kh, kw, cin, cout)"),
+                       std::invalid_argument);
+}
