@@ -119,7 +119,7 @@ struct MaxPool {
       }
     }
     y[i] = best;
-    argmax[i] = static_cast<int32_t>(best_index);
+    if (argmax) argmax[i] = static_cast<int32_t>(best_index);  // null at inference
   }
 };
 

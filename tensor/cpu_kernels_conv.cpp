@@ -84,8 +84,10 @@ void col2im(const T* cols, T* gx, const Conv2dGeometry& g) {
   });
 }
 
-template <class T>
-void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
+// kIndex: whether the argmax is written too (training); without it (inference) the inner loop is
+// a plain running maximum.
+template <class T, bool kIndex>
+void max_pool_impl(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
   parallel_for(g.N * g.OH, g.OW * g.KH * g.KW * g.C, [&](int64_t n_oh) {
     const int64_t n = n_oh / g.OH;
     const int64_t h_start = (n_oh % g.OH) * g.SH - g.pad_top;
@@ -93,14 +95,14 @@ void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
     const T* image = x + n * g.H * g.W * g.C;
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       T* best = y + (n_oh * g.OW + ow) * g.C;
-      int32_t* best_index = argmax + (n_oh * g.OW + ow) * g.C;
+      int32_t* best_index = kIndex ? argmax + (n_oh * g.OW + ow) * g.C : nullptr;
       const int64_t w_start = ow * g.SW - g.pad_left;
       const WindowSpan w_span = inside_span(w_start, g.KW, g.W);
       // Padded cells are -inf, so they can never beat a real cell: scanning only the real cells
       // gives the same maximum, and the argmax always points at a real pixel.
       if (h_span.lo >= h_span.hi || w_span.lo >= w_span.hi) {  // only with inconsistent geometry
         std::fill(best, best + g.C, -std::numeric_limits<T>::infinity());
-        std::fill(best_index, best_index + g.C, -1);
+        if constexpr (kIndex) std::fill(best_index, best_index + g.C, -1);
         continue;
       }
       for (int64_t kh = h_span.lo; kh < h_span.hi; ++kh) {
@@ -108,9 +110,9 @@ void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
           const int32_t flat = static_cast<int32_t>(((h_start + kh) * g.W + (w_start + kw)) * g.C);
           const T* cell = image + flat;
           if (kh == h_span.lo && kw == w_span.lo) {
-            for (int64_t c = 0; c < g.C; ++c) {
-              best[c] = cell[c];
-              best_index[c] = flat + static_cast<int32_t>(c);
+            std::copy(cell, cell + g.C, best);
+            if constexpr (kIndex) {
+              for (int64_t c = 0; c < g.C; ++c) best_index[c] = flat + static_cast<int32_t>(c);
             }
             continue;
           }
@@ -120,7 +122,7 @@ void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
             const T v = cell[c];
             const bool take = v > best[c] || (v != v && best[c] == best[c]);
             best[c] = take ? v : best[c];
-            best_index[c] = take ? flat + static_cast<int32_t>(c) : best_index[c];
+            if constexpr (kIndex) best_index[c] = take ? flat + static_cast<int32_t>(c) : best_index[c];
           }
         }
       }
@@ -130,6 +132,15 @@ void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
 
 // Windows may overlap (stride < window), so two outputs can route to one input: images are
 // processed in parallel, each image's scatter serially.
+template <class T>
+void max_pool(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g) {
+  if (argmax) {
+    max_pool_impl<T, true>(x, y, argmax, g);
+  } else {
+    max_pool_impl<T, false>(x, y, nullptr, g);
+  }
+}
+
 template <class T>
 void max_pool_backward(const T* gy, const int32_t* argmax, T* gx, const Conv2dGeometry& g) {
   const int64_t image_size = g.H * g.W * g.C;

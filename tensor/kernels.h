@@ -141,7 +141,8 @@ struct Kernels {
   void (*col2im)(const T* cols, T* gx, const Conv2dGeometry& g);
 
   // Pooling (output channels = C). Max: padded cells are -inf; argmax holds the flat input index
-  // (within the image: (h * W + w) * C + c). Average: divides by the count of real cells.
+  // (within the image: (h * W + w) * C + c), or is null when no backward will need it (inference).
+  // Average: divides by the count of real cells.
   void (*max_pool)(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g);
   void (*max_pool_backward)(const T* gy, const int32_t* argmax, T* gx, const Conv2dGeometry& g);
   void (*avg_pool)(const T* x, T* y, const Conv2dGeometry& g);

@@ -475,15 +475,18 @@ Tensor max_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, Padding pa
   Conv2dGeometry g = make_geometry(name, x_in, ph, pw, sh, sw, padding);
   Tensor x = x_in.contiguous().detach();
   Tensor out = Tensor::empty({g.N, g.OH, g.OW, g.C}, x.dtype(), x.device());
-  Tensor arg = Tensor::empty({g.N, g.OH, g.OW, g.C}, DType::I32, x.device());
+  // Where each maximum came from, for the backward; not computed when there is none.
+  const bool backward = any_requires_grad({x_in});
+  Tensor arg = backward ? Tensor::empty({g.N, g.OH, g.OW, g.C}, DType::I32, x.device()) : Tensor();
   {
     profiler::Scope scope(name, [&] { return describe(g, g.C); });
     dispatch_float(name, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      kernels_for<T>(x.device()).max_pool(x.data<T>(), out.data<T>(), arg.data<int32_t>(), g);
+      kernels_for<T>(x.device()).max_pool(x.data<T>(), out.data<T>(),
+                                          backward ? arg.data<int32_t>() : nullptr, g);
     });
   }
-  if (any_requires_grad({x_in})) {
+  if (backward) {
     record_node(name, {x_in}, out, [=](const std::vector<Tensor>& grads) {
       Tensor gy = grads[0].contiguous();
       Tensor gx = Tensor::empty({g.N, g.H, g.W, g.C}, gy.dtype(), gy.device());

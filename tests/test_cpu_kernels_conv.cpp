@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -165,6 +166,21 @@ TEST_CASE("max_pool and avg_pool match naive loops") {
     kd().max_pool(x.data(), y.data(), arg.data(), g);
     CHECK(y == expected);
     CHECK(arg == expected_arg);
+    std::fill(y.begin(), y.end(), 0.0);
+    kd().max_pool(x.data(), y.data(), nullptr, g);  // inference: no argmax
+    CHECK(y == expected);
+    const std::vector<float> xf32(x.begin(), x.end()), expected_f32(expected.begin(), expected.end());
+    std::vector<float> yf32(y.size());
+    kf().max_pool(xf32.data(), yf32.data(), nullptr, g);
+    CHECK(yf32 == expected_f32);
+    // With a NaN in the input, both paths take it the same way (the first NaN wins).
+    std::vector<float> with_nan = xf32, y_indexed(y.size()), y_plain(y.size());
+    std::vector<int32_t> arg_f32(y.size());
+    with_nan[with_nan.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+    kf().max_pool(with_nan.data(), y_indexed.data(), arg_f32.data(), g);
+    kf().max_pool(with_nan.data(), y_plain.data(), nullptr, g);
+    CHECK(std::memcmp(y_indexed.data(), y_plain.data(), y_plain.size() * sizeof(float)) == 0);
+    CHECK(std::count_if(y_plain.begin(), y_plain.end(), [](float v) { return v != v; }) > 0);
     naive_pool(g, x, false, expected, expected_arg);
     kd().avg_pool(x.data(), y.data(), g);
     CHECK(max_abs_diff(y, expected) <= 1e-14);

@@ -1013,6 +1013,9 @@ TEST_CASE("cuda parity: max and average pooling, forward and backward") {
     gpu().max_pool(dx.get(), dy.get(), dargmax.get(), g);
     check_identical("max_pool", dy.to_host(), y);
     check_equal("max_pool argmax", dargmax.to_host(), argmax);
+    DeviceVector<float> dy_inference(unwritten(out_size));
+    gpu().max_pool(dx.get(), dy_inference.get(), nullptr, g);  // no argmax (inference)
+    check_identical("max_pool without argmax", dy_inference.to_host(), y);
 
     const auto gy = rnd.uniform(out_size);
     std::vector<float> gx(in_size);
