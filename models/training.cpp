@@ -58,8 +58,10 @@ constexpr const char* kLogHeader = "global_step,epoch,step,loss,learning_rate,im
 // On --resume: the log's rows up to the checkpoint's global step, as text, and the losses they
 // hold for the curve. Rows past that step were written after the checkpoint by a run that then
 // died without saving again (a crash, a kill); the resumed run computes those steps afresh, so
-// they are dropped rather than listed twice. Returns false (and changes nothing) when the file
-// is not a log this loop wrote.
+// they are dropped rather than listed twice. So is a validation row at the checkpoint's own step
+// when the checkpoint is not an end-of-epoch one (`validated` false): it was saved on the
+// epoch's last step before the validation, which the resumed run then repeats. Returns false (and
+// changes nothing) when the file is not a log this loop wrote.
 // What loss_curve.png plots: the training loss per step, and the validation loss at the steps
 // that ended an epoch (NaN elsewhere, so the plot draws points only there).
 struct LossCurve {
@@ -74,7 +76,8 @@ struct RestoredLog {
   std::string text;  // header + kept rows
   LossCurve curve;
 };
-bool restore_log(const std::string& path, int64_t resumed_step, RestoredLog& out, std::string& why) {
+bool restore_log(const std::string& path, int64_t resumed_step, bool validated, RestoredLog& out,
+                 std::string& why) {
   std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line) || line != kLogHeader) {
@@ -95,6 +98,7 @@ bool restore_log(const std::string& path, int64_t resumed_step, RestoredLog& out
       if (fields.size() != 7) throw std::invalid_argument("fields");
       const int64_t step = std::stoll(fields[0]);
       if (step > resumed_step) continue;
+      if (step == resumed_step && fields[3].empty() && !validated) continue;
       if (!fields[3].empty()) {
         out.curve.train.push_back(std::stof(fields[3]));
       } else if (!fields[6].empty() && !out.curve.train.empty()) {
@@ -261,7 +265,8 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
   if (!new_log) {
     RestoredLog restored;
     std::string why;
-    if (restore_log(log_path, global_step, restored, why)) {
+    // A checkpoint at step 0 of an epoch is the one written after the previous epoch's validation.
+    if (restore_log(log_path, global_step, start_step == 0, restored, why)) {
       write_file_atomically(log_path, restored.text, "train");
       curve = std::move(restored.curve);
     } else {

@@ -2,6 +2,7 @@
 // interrupted and resumed produces exactly the losses of an uninterrupted run with the same seed.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -139,6 +140,35 @@ TEST_CASE("resume drops log rows written after the checkpoint, and replaces a lo
   const auto rows = log_steps_and_losses(foreign);
   REQUIRE(rows.size() == 3);  // steps 7 and 8 and the last validation
   CHECK(rows.front() == expected[expected.size() - 3]);
+}
+
+TEST_CASE("resume after a checkpoint on an epoch's last step validates that epoch once") {
+  TinySetup s;
+  auto one_step_epochs = [&](const std::string& out) {
+    TrainOptions o = s.options(out);
+    o.batch_size = 16;  // the 16 training images: one step per epoch
+    return o;
+  };
+  Captioner straight(s.config, 11);
+  train_captioner(straight, s.data, one_step_epochs("straight"));
+  const auto expected = log_steps_and_losses(s.root / "straight/train_log.csv");
+  REQUIRE(expected.size() == 4);  // step 1, validation, step 2, validation
+
+  // Stopped right after the first step: the checkpoint is saved on the epoch's last step,
+  // before its validation. The run then died after logging that validation (faked here), before
+  // its end-of-epoch checkpoint.
+  std::atomic<bool> stop{true};
+  Captioner first(s.config, 11);
+  TrainOptions o1 = one_step_epochs("killed");
+  o1.stop_requested = &stop;
+  REQUIRE(train_captioner(first, s.data, o1).interrupted);
+  const fs::path log = s.root / "killed/train_log.csv";
+  { std::ofstream(log, std::ios::app) << "1,1,1,,,,0.5\n"; }
+  Captioner second(s.config, 999);
+  TrainOptions o2 = one_step_epochs("killed");
+  o2.resume = true;
+  train_captioner(second, s.data, o2);
+  CHECK(log_steps_and_losses(log) == expected);
 }
 
 TEST_CASE("the loss goes down when fitting a few batches") {
