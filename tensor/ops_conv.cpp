@@ -81,10 +81,10 @@ double conv_flops(const Conv2dGeometry& g, int64_t out_channels) {
 //
 // The patch matrix of a whole batch is large (199 MB for the 147x147x32 -> 64 stem conv at batch
 // 8): built at once, it falls out of every cache before the GEMM reads it back, and a fresh block
-// that size is page-faulted in on every call. So on the CPU the (n, oh) output rows are cut into
-// panels whose patch matrix is a few MB; each panel's patches are built in one reused buffer and
-// multiplied straight into the output's rows. The panel size depends on the shapes only, never on
-// the thread count. On the GPU the whole batch is one panel: there a bigger GEMM is simply faster.
+// that size is page-faulted in on every call. So on the CPU the output pixels are cut into panels
+// whose patch matrix is a few MB; each panel's patches are built in one reused buffer and
+// multiplied straight into the output's rows. On the GPU the whole batch is one panel: there a
+// bigger GEMM is simply faster.
 
 // About this many bytes of patches per panel: a few MB fits the L3 cache next to the kernel, and
 // is big enough that packing the kernel once per panel costs little against the panel's GEMM.
@@ -99,7 +99,9 @@ constexpr int64_t kMinPanelPixels = 256;
 constexpr int64_t kMinSharedPanelPixels = 32;
 
 struct PanelPlan {
-  int64_t rows_per_panel;  // (n, oh) output rows per panel; the last panel may have fewer
+  // Rows of the planned geometry per panel (the last panel may have fewer): output pixels in the
+  // forward, which plans one pixel per row; (n, oh) output rows in the backward.
+  int64_t rows_per_panel;
   int64_t num_panels;
 };
 
@@ -217,15 +219,15 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
   const int64_t depth = g.KH * g.KW * g.C;
   const bool pointwise = is_pointwise(g);
   const int threads = device == Device::CPU ? omp_get_max_threads() : 1;
-  // A pointwise conv is planned as one output pixel per row: with no windows to keep together,
-  // its panels may end inside an image row, so that threads get equal shares (17x17 = 289 pixels
-  // at batch 1 is 145 + 144, where whole rows would be 9 + 8).
+  // Panels are planned in output pixels (as if one pixel per row), so that they may end inside an
+  // image row and threads get equal shares: 17x17 = 289 pixels at batch 1 is 145 + 144, where
+  // whole rows would be 9 + 8 (153 + 136). A windowed conv's panel builds the patches of the
+  // image rows its pixels touch and multiplies only its own pixels' patches.
+  const int64_t total_pixels = g.N * g.OH * g.OW;
   Conv2dGeometry rows = g;
-  if (pointwise) {
-    rows.N = 1;
-    rows.OH = g.N * g.OH * g.OW;
-    rows.OW = 1;
-  }
+  rows.N = 1;
+  rows.OH = total_pixels;
+  rows.OW = 1;
   PanelPlan plan = plan_panels(rows, sizeof(T), device, threads);
   // A convolution that the plan shares between the threads one panel each, with fewer output
   // pixels than channels (at batch 1: the 8x8 ones, and the 17x17 ones up to 1088 channels), is
@@ -233,20 +235,20 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
   // thread then reads all the patches, which are the smaller operand, and half the kernel.
   int gemm_threads = 1;
   if (epilogue.packed_kernel && threads > 1 && plan.num_panels <= threads &&
-      g.N * g.OH * g.OW < COUT) {
-    plan = {rows.N * rows.OH, 1};
+      total_pixels < COUT) {
+    plan = {total_pixels, 1};
     gemm_threads = threads;
   }
   auto run_panel = [&](int64_t p, T* patches) {
-    const int64_t row_begin = p * plan.rows_per_panel;
-    const int64_t row_end = std::min(rows.N * rows.OH, row_begin + plan.rows_per_panel);
-    const int64_t pixels = (row_end - row_begin) * rows.OW;
-    const int64_t first_pixel = row_begin * rows.OW;
+    const int64_t first_pixel = p * plan.rows_per_panel;
+    const int64_t pixels = std::min(total_pixels - first_pixel, plan.rows_per_panel);
     T* y = out + first_pixel * COUT;
     const T* cols = x + first_pixel * depth;  // a pointwise conv's patches are x itself
     if (!pointwise) {
+      const int64_t row_begin = first_pixel / g.OW;
+      const int64_t row_end = ceil_div(first_pixel + pixels, g.OW);
       im2col_rows(k, x, patches, g, row_begin, row_end);
-      cols = patches;
+      cols = patches + (first_pixel - row_begin * g.OW) * depth;
     }
     const T* residual = epilogue.residual ? epilogue.residual + first_pixel * COUT : nullptr;
     if (epilogue.packed_kernel) {
@@ -274,7 +276,9 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
            y, COUT);
     if (epilogue.relu) k.unary(UnaryOp::Relu, y, y, pixels * COUT, T(0));
   };
-  const int64_t panel_elements = pointwise ? 0 : plan.rows_per_panel * rows.OW * depth;
+  // A panel's pixels touch at most this many (n, oh) output rows.
+  const int64_t panel_rows = std::min(g.N * g.OH, ceil_div(plan.rows_per_panel, g.OW) + 1);
+  const int64_t panel_elements = pointwise ? 0 : panel_rows * g.OW * depth;
   if (plan.num_panels == 1 || threads == 1) {
     Tensor buffer = Tensor::empty({panel_elements}, dtype, device);
     for (int64_t p = 0; p < plan.num_panels; ++p) run_panel(p, buffer.data<T>());
@@ -463,6 +467,13 @@ Tensor conv2d_bias_activation(const Tensor& x_in, const PackedConvKernel& kernel
   const char* name = "conv2d_bias_activation (packed kernel)";
   if (!kernel.defined()) fail(name, "the packed kernel is empty (see pack_conv_kernel)");
   const ConvArgs args = check_conv(name, x_in, kernel.packed, kernel.kernel_shape, sh, sw, padding);
+  const int64_t depth = args.g.KH * args.g.KW * args.g.C;
+  dispatch_float(name, kernel.packed.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (kernel.packed.rank() != 1 || kernel.packed.numel() != cpu::packed_b_size<T>(depth, args.COUT))
+      fail(name, "the packed kernel ", shape_str(kernel.packed.shape()),
+           " is not the packed form of a kernel ", shape_str(kernel.kernel_shape));
+  });
   check_bias_residual(name, args, x_in, bias, residual, kernel.kernel_shape);
   if (any_requires_grad({x_in, bias, residual}))
     fail(name, "is for inference and records no gradient, but an input requires one; use the "

@@ -204,4 +204,9 @@ TEST_CASE("conv2d_bias_activation with a packed kernel rejects what it cannot do
                        doctest::Contains("empty"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(pack_conv_kernel(Tensor::zeros({3, 3})), doctest::Contains("(kh, kw, cin, cout)"),
                        std::invalid_argument);
+  PackedConvKernel mislabelled = packed;
+  mislabelled.kernel_shape = {3, 3, 3, 40};  // more output channels than were packed
+  CHECK_THROWS_WITH_AS(conv2d_bias_activation(x, mislabelled, Tensor::zeros({40}), 1, 1,
+                                              Padding::Same, true),
+                       doctest::Contains("is not the packed form"), std::invalid_argument);
 }
