@@ -1,10 +1,12 @@
-// The packed-B GEMM of tensor/cpu_packed_gemm.h: layout, register tile, blocking.
+// The packed-B GEMM of tensor/cpu_packed_gemm.h: layout, register tile, blocking, and where the
+// rows of A come from (a matrix, or a convolution's input read in place).
 #include "tensor/cpu_packed_gemm.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace glimpse::cpu {
 namespace {
@@ -18,14 +20,20 @@ constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(T));
 constexpr int kMR = 6;
 template <class T>
 constexpr int kNR = 2 * kLanes<T>;
-// Depth of one pass over the k axis: the B panel block (kKC x kNR) is 16 KB in float, half of the
-// L1 data cache here, and the tile's partial sums go through C once per pass.
+// Most rows of B (values of k) per pass over k: the B panel block (kKC x kNR) is 16 KB in float,
+// half of the L1 data cache here, and the tile's partial sums go through C once per pass. The
+// passes split K evenly (1088 = 4 x 272 would exceed it, so 5 x 217.6).
 constexpr int64_t kKC = 256;
 // Columns per block of C: a few hundred rows of them (a thread's share of a batch-1 convolution)
 // fit in L2 next to the A block.
 constexpr int64_t kNC = 256;
-// Rows per block of A: 192 x kKC floats is 192 KB, which L2 (512 KB here) holds next to the block of C.
+// Rows per block of A: 192 x kKC floats is 192 KB, which L2 (512 KB here) holds next to the
+// block of C.
 constexpr int64_t kMC = 192;
+// A convolution whose input has fewer channels is not read in place (see conv_packed_supported):
+// a pass would be cut into too many short segments.
+constexpr int64_t kMinSegment = 16;
+constexpr int kMaxSegments = static_cast<int>(kKC / kMinSegment) + 2;
 
 template <class T>
 struct VectorOf {
@@ -56,6 +64,71 @@ inline Vec<T> broadcast(T x) {
   }
 }
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The passes over k: ceil(K / kKC) of them, K split evenly; pass p covers [pass_begin(p),
+// pass_begin(p + 1)). K = 0 is one empty pass (the tile still writes bias + residual).
+int64_t pass_count(int64_t K) { return std::max<int64_t>(1, ceil_div(K, kKC)); }
+int64_t pass_begin(int64_t K, int64_t passes, int64_t p) { return K * p / passes; }
+
+// A tile's view of one pass: its k range cut into segments, each with one pointer per row to
+// `length` consecutive values of A. A matrix has one segment per pass; a convolution read in place
+// has one per window cell the pass touches (its rows are output pixels, and a cell's values are
+// the C channels of one input pixel, or zeros where the window hangs over the border).
+template <class T>
+struct Segment {
+  const T* row[kMR];
+  int64_t length;
+};
+
+template <class T>
+struct MatrixRows {
+  const T* A;
+  int64_t lda;
+  int segments(int64_t row, int rows, int64_t k0, int64_t k1, Segment<T>* out) const {
+    for (int r = 0; r < rows; ++r) out[0].row[r] = A + (row + r) * lda + k0;
+    out[0].length = k1 - k0;
+    return 1;
+  }
+};
+
+template <class T>
+struct ConvRows {
+  const T* x;
+  const T* zeros;  // g.C zeros: the padding
+  Conv2dGeometry g;
+  // Per row (output pixel): the offset of its image in x, and its window's top-left input cell.
+  std::vector<int64_t> image_offset, top, left;
+
+  ConvRows(const T* x_in, const T* zeros_in, const Conv2dGeometry& geometry, int64_t first_pixel,
+           int64_t pixels)
+      : x(x_in), zeros(zeros_in), g(geometry), image_offset(pixels), top(pixels), left(pixels) {
+    for (int64_t i = 0; i < pixels; ++i) {
+      const int64_t p = first_pixel + i, n = p / (g.OH * g.OW), in_image = p % (g.OH * g.OW);
+      image_offset[i] = n * g.H * g.W * g.C;
+      top[i] = (in_image / g.OW) * g.SH - g.pad_top;
+      left[i] = (in_image % g.OW) * g.SW - g.pad_left;
+    }
+  }
+  int segments(int64_t row, int rows, int64_t k0, int64_t k1, Segment<T>* out) const {
+    int count = 0;
+    for (int64_t k = k0; k < k1; ++count) {
+      const int64_t cell = k / g.C, channel = k % g.C;
+      const int64_t length = std::min(k1 - k, g.C - channel);
+      const int64_t kh = cell / g.KW, kw = cell % g.KW;
+      for (int r = 0; r < rows; ++r) {
+        const int64_t ih = top[row + r] + kh, iw = left[row + r] + kw;
+        const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+        out[count].row[r] =
+            (inside ? x + image_offset[row + r] + (ih * g.W + iw) * g.C : zeros) + channel;
+      }
+      out[count].length = length;
+      k += length;
+    }
+    return count;
+  }
+};
+
 // What a tile does besides accumulating: start from zero (first pass over k) or from the partial
 // sums stored in C; on the last pass add the bias and residual and apply the ReLU.
 template <class T>
@@ -67,9 +140,9 @@ struct TileEnds {
   bool relu;
 };
 
-// C tile [R, kNR] (+)= A rows [R, kc] (stride lda) x B panel block [kc, kNR] (contiguous).
+// C tile [R, kNR] (+)= A rows [R, pass depth] x B panel block [pass depth, kNR] (contiguous).
 template <class T, int R>
-void tile(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
+void tile(const Segment<T>* segments, int count, const T* b, T* c, int64_t ldc,
           const TileEnds<T>& ends) {
   constexpr int L = kLanes<T>;
   Vec<T> lo[R], hi[R];
@@ -85,13 +158,19 @@ void tile(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
       hi[r] = load(c + r * ldc + L);
     }
   }
-  for (int64_t k = 0; k < kc; ++k) {
-    const Vec<T> b_lo = load(b + k * kNR<T>), b_hi = load(b + k * kNR<T> + L);
-    for (int r = 0; r < R; ++r) {
-      const Vec<T> a_rk = broadcast(a[r * lda + k]);
-      lo[r] += a_rk * b_lo;  // contracted to FMA (GCC's default)
-      hi[r] += a_rk * b_hi;
+  for (int s = 0; s < count; ++s) {
+    const T* a[R];
+    for (int r = 0; r < R; ++r) a[r] = segments[s].row[r];
+    const int64_t length = segments[s].length;
+    for (int64_t k = 0; k < length; ++k) {
+      const Vec<T> b_lo = load(b + k * kNR<T>), b_hi = load(b + k * kNR<T> + L);
+      for (int r = 0; r < R; ++r) {
+        const Vec<T> a_rk = broadcast(a[r][k]);
+        lo[r] += a_rk * b_lo;  // contracted to FMA (GCC's default)
+        hi[r] += a_rk * b_hi;
+      }
     }
+    b += length * kNR<T>;
   }
   if (ends.last) {
     for (int r = 0; r < R; ++r) {
@@ -116,49 +195,53 @@ void tile(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
 }
 
 template <class T>
-void tile_rows(int rows, int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
+void tile_rows(int rows, const Segment<T>* segments, int count, const T* b, T* c, int64_t ldc,
                const TileEnds<T>& ends) {
   switch (rows) {
-    case 6: return tile<T, 6>(kc, a, lda, b, c, ldc, ends);
-    case 5: return tile<T, 5>(kc, a, lda, b, c, ldc, ends);
-    case 4: return tile<T, 4>(kc, a, lda, b, c, ldc, ends);
-    case 3: return tile<T, 3>(kc, a, lda, b, c, ldc, ends);
-    case 2: return tile<T, 2>(kc, a, lda, b, c, ldc, ends);
-    default: return tile<T, 1>(kc, a, lda, b, c, ldc, ends);
+    case 6: return tile<T, 6>(segments, count, b, c, ldc, ends);
+    case 5: return tile<T, 5>(segments, count, b, c, ldc, ends);
+    case 4: return tile<T, 4>(segments, count, b, c, ldc, ends);
+    case 3: return tile<T, 3>(segments, count, b, c, ldc, ends);
+    case 2: return tile<T, 2>(segments, count, b, c, ldc, ends);
+    default: return tile<T, 1>(segments, count, b, c, ldc, ends);
   }
 }
 
 // A tile in the last, partial column panel (cols < kNR): computed full width in a local buffer
 // (the packed panel's missing columns are zeros) and only its first `cols` columns copied out.
 template <class T>
-void edge_tile(int rows, int cols, int64_t kc, const T* a, int64_t lda, const T* b, T* c,
+void edge_tile(int rows, int cols, const Segment<T>* segments, int count, const T* b, T* c,
                int64_t ldc, TileEnds<T> ends) {
   T buffer[kMR * kNR<T>] = {};
   T bias[kNR<T>] = {};
   T residual[kMR * kNR<T>] = {};
-  for (int r = 0; r < rows && !ends.first; ++r) std::copy(c + r * ldc, c + r * ldc + cols, buffer + r * kNR<T>);
+  for (int r = 0; r < rows && !ends.first; ++r) {
+    std::copy(c + r * ldc, c + r * ldc + cols, buffer + r * kNR<T>);
+  }
   if (ends.last && ends.bias) {
     std::copy(ends.bias, ends.bias + cols, bias);
     ends.bias = bias;
   }
   if (ends.last && ends.residual) {
-    for (int r = 0; r < rows; ++r)
-      std::copy(ends.residual + r * ends.ldr, ends.residual + r * ends.ldr + cols, residual + r * kNR<T>);
+    for (int r = 0; r < rows; ++r) {
+      const T* from = ends.residual + r * ends.ldr;
+      std::copy(from, from + cols, residual + r * kNR<T>);
+    }
     ends.residual = residual;
     ends.ldr = kNR<T>;
   }
-  tile_rows(rows, kc, a, lda, b, buffer, kNR<T>, ends);
-  for (int r = 0; r < rows; ++r) std::copy(buffer + r * kNR<T>, buffer + r * kNR<T> + cols, c + r * ldc);
+  tile_rows(rows, segments, count, b, buffer, kNR<T>, ends);
+  for (int r = 0; r < rows; ++r) {
+    std::copy(buffer + r * kNR<T>, buffer + r * kNR<T> + cols, c + r * ldc);
+  }
 }
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-// Packed form: the rows of B cut into passes of kKC rows (the last may be shorter), each pass
-// stored as its column panels one after another, each panel kc rows of kNR values (columns past N
-// are zeros). So the panel block that a pass reads next is the next one in memory, and the
-// hardware prefetcher streams a whole pass's blocks of B without a break.
+// Packed form: the rows of B cut into the passes over k, each pass stored as its column panels one
+// after another, each panel (pass depth) rows of kNR values (columns past N are zeros). So the
+// panel block that a pass reads next is the next one in memory, and the hardware prefetcher
+// streams a whole pass's blocks of B without a break.
 template <class T>
 int64_t packed_b_size(int64_t K, int64_t N) {
   return ceil_div(N, kNR<T>) * K * kNR<T>;
@@ -166,9 +249,9 @@ int64_t packed_b_size(int64_t K, int64_t N) {
 
 template <class T>
 void pack_b(const T* B, int64_t ldb, int64_t K, int64_t N, T* packed) {
-  const int64_t panels = ceil_div(N, kNR<T>);
-  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
-    const int64_t kc = std::min(kKC, K - k0);
+  const int64_t panels = ceil_div(N, kNR<T>), passes = pass_count(K);
+  for (int64_t pass = 0; pass < passes; ++pass) {
+    const int64_t k0 = pass_begin(K, passes, pass), kc = pass_begin(K, passes, pass + 1) - k0;
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t col = p * kNR<T>, cols = std::min<int64_t>(kNR<T>, N - col);
       T* block = packed + k0 * panels * kNR<T> + p * kc * kNR<T>;
@@ -183,23 +266,43 @@ void pack_b(const T* B, int64_t ldb, int64_t K, int64_t N, T* packed) {
 
 namespace {
 
-// One block of at most kMC rows. Loop order: blocks of about kNC columns (so that the block of C,
-// partial sums included, stays in L2 between passes), then passes over k (the pass's block of A,
-// rows x kKC, also stays in L2), then column panels (the panel's block of B stays in L1 while every
-// row tile of A passes over it), then row tiles.
+// What the GEMM writes: C rows [0, M) and their epilogue.
 template <class T>
-void multiply_block(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* packed,
-                    T* C, int64_t ldc, const T* bias, const T* residual, bool relu,
-                    int64_t panel_begin, int64_t panel_end) {
+struct Output {
+  T* C;
+  int64_t ldc;
+  const T* bias;
+  const T* residual;
+  bool relu;
+};
+
+// Rows [row_begin, row_end) (at most about kMC) against column panels [panel_begin, panel_end).
+// Loop order: blocks of about kNC columns (so that the block of C, partial sums included, stays in
+// L2 between passes), then passes over k (the pass's rows of A also stay in L2), then column
+// panels (the panel's block of B stays in L1 while every row tile of A passes over it), then row
+// tiles.
+template <class T, class Rows>
+void multiply_block(const Rows& source, int64_t row_begin, int64_t row_end, int64_t N, int64_t K,
+                    const T* packed, const Output<T>& out, int64_t panel_begin,
+                    int64_t panel_end) {
   const int64_t panels = ceil_div(N, kNR<T>);
   const int64_t mine = panel_end - panel_begin;
-  if (M <= 0 || mine <= 0) return;
+  if (row_end <= row_begin || mine <= 0) return;
   const int64_t panels_per_block = ceil_div(mine, ceil_div(mine * kNR<T>, kNC));
-  const int64_t passes = std::max<int64_t>(1, ceil_div(K, kKC));  // K = 0: one empty pass
+  const int64_t passes = pass_count(K);
+  const int64_t tiles = ceil_div(row_end - row_begin, kMR);
+  std::vector<Segment<T>> segments(static_cast<size_t>(tiles) * kMaxSegments);
+  std::vector<int> counts(tiles);
   for (int64_t first_panel = panel_begin; first_panel < panel_end; first_panel += panels_per_block) {
     const int64_t end_panel = std::min(panel_end, first_panel + panels_per_block);
     for (int64_t pass = 0; pass < passes; ++pass) {
-      const int64_t k0 = pass * kKC, kc = std::min(kKC, K - k0);
+      const int64_t k0 = pass_begin(K, passes, pass), k1 = pass_begin(K, passes, pass + 1);
+      const int64_t kc = k1 - k0;
+      for (int64_t t = 0; t < tiles; ++t) {  // where each tile's rows of A are, for this pass
+        const int64_t row = row_begin + t * kMR;
+        const int rows = static_cast<int>(std::min<int64_t>(kMR, row_end - row));
+        counts[t] = source.segments(row, rows, k0, k1, &segments[t * kMaxSegments]);
+      }
       for (int64_t p = first_panel; p < end_panel; ++p) {
         const int64_t col = p * kNR<T>;
         const int cols = static_cast<int>(std::min<int64_t>(kNR<T>, N - col));
@@ -212,32 +315,34 @@ void multiply_block(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
           next_b = b + kc * kNR<T>;
           next_lines = kc * kNR<T> * int64_t(sizeof(T)) / 64;
         } else if (pass + 1 < passes) {
-          const int64_t next_k0 = k0 + kKC, next_kc = std::min(kKC, K - next_k0);
-          next_b = packed + (next_k0 * panels + first_panel * next_kc) * kNR<T>;
+          const int64_t next_kc = pass_begin(K, passes, pass + 2) - k1;
+          next_b = packed + (k1 * panels + first_panel * next_kc) * kNR<T>;
           next_lines = next_kc * kNR<T> * int64_t(sizeof(T)) / 64;
         }
-        const int64_t tiles = ceil_div(M, kMR);
         const int64_t lines_per_tile = ceil_div(next_lines, tiles);
-        for (int64_t tile_index = 0, row = 0; row < M; ++tile_index, row += kMR) {
-          const int rows = static_cast<int>(std::min<int64_t>(kMR, M - row));
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int64_t row = row_begin + t * kMR;
+          const int rows = static_cast<int>(std::min<int64_t>(kMR, row_end - row));
           if (next_b) {
-            const int64_t first_line = tile_index * lines_per_tile;
+            const int64_t first_line = t * lines_per_tile;
             const int64_t end_line = std::min(next_lines, first_line + lines_per_tile);
             const char* bytes = reinterpret_cast<const char*>(next_b);
-            for (int64_t line = first_line; line < end_line; ++line) __builtin_prefetch(bytes + line * 64);
+            for (int64_t line = first_line; line < end_line; ++line) {
+              __builtin_prefetch(bytes + line * 64);
+            }
           }
           const TileEnds<T> ends{pass == 0,
                                  pass == passes - 1,
-                                 bias ? bias + col : nullptr,
-                                 residual ? residual + row * ldc + col : nullptr,
-                                 ldc,
-                                 relu};
-          const T* a = A + row * lda + k0;
-          T* c = C + row * ldc + col;
+                                 out.bias ? out.bias + col : nullptr,
+                                 out.residual ? out.residual + row * out.ldc + col : nullptr,
+                                 out.ldc,
+                                 out.relu};
+          T* c = out.C + row * out.ldc + col;
+          const Segment<T>* tile_segments = &segments[t * kMaxSegments];
           if (cols == kNR<T>) {
-            tile_rows(rows, kc, a, lda, b, c, ldc, ends);
+            tile_rows(rows, tile_segments, counts[t], b, c, out.ldc, ends);
           } else {
-            edge_tile(rows, cols, kc, a, lda, b, c, ldc, ends);
+            edge_tile(rows, cols, tile_segments, counts[t], b, c, out.ldc, ends);
           }
         }
       }
@@ -245,18 +350,35 @@ void multiply_block(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
   }
 }
 
-// Rows in blocks of at most kMC, one after another: with more rows, a pass's block of A would no
-// longer stay in L2 while the column panels pass over it (batch 8 ran 10% slower than OpenBLAS
-// before this; bench/RESULTS.md).
-template <class T>
-void multiply_panels(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* packed,
-                     T* C, int64_t ldc, const T* bias, const T* residual, bool relu,
-                     int64_t panel_begin, int64_t panel_end) {
+// All M rows against column panels [panel_begin, panel_end), in blocks of at most kMC rows one
+// after another: with more rows, a pass's rows of A would no longer stay in L2 while the column
+// panels pass over them (batch 8 ran 10% slower than OpenBLAS before this; bench/RESULTS.md).
+template <class T, class Rows>
+void multiply_panels(const Rows& source, int64_t M, int64_t N, int64_t K, const T* packed,
+                     const Output<T>& out, int64_t panel_begin, int64_t panel_end) {
   const int64_t blocks = std::max<int64_t>(1, ceil_div(M, kMC));
   for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t row = M * block / blocks, rows = M * (block + 1) / blocks - row;
-    multiply_block(rows, N, K, A + row * lda, lda, packed, C + row * ldc, ldc, bias,
-                   residual ? residual + row * ldc : nullptr, relu, panel_begin, panel_end);
+    multiply_block(source, M * block / blocks, M * (block + 1) / blocks, N, K, packed, out,
+                   panel_begin, panel_end);
+  }
+}
+
+// The whole product, on `threads` threads that share the column panels.
+template <class T, class Rows>
+void multiply(const Rows& source, int64_t M, int64_t N, int64_t K, const T* packed,
+              const Output<T>& out, int threads) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t panels = ceil_div(N, kNR<T>);
+  const int64_t workers = std::min<int64_t>(std::max(threads, 1), panels);
+  if (workers <= 1) {
+    multiply_panels(source, M, N, K, packed, out, 0, panels);
+    return;
+  }
+#pragma omp parallel num_threads(static_cast<int>(workers))
+  {
+    // Shared by the threads the runtime actually gave, which may be fewer than asked for.
+    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
+    multiply_panels(source, M, N, K, packed, out, panels * t / team, panels * (t + 1) / team);
   }
 }
 
@@ -265,27 +387,30 @@ void multiply_panels(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, c
 template <class T>
 void gemm_packed_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* packed,
                    T* C, int64_t ldc, const T* bias, const T* residual, bool relu, int threads) {
-  if (M <= 0 || N <= 0) return;
-  const int64_t panels = ceil_div(N, kNR<T>);
-  const int64_t workers = std::min<int64_t>(std::max(threads, 1), panels);
-  if (workers <= 1) {
-    multiply_panels(M, N, K, A, lda, packed, C, ldc, bias, residual, relu, 0, panels);
-    return;
-  }
-#pragma omp parallel num_threads(static_cast<int>(workers))
-  {
-    // Shared by the threads the runtime actually gave, which may be fewer than asked for.
-    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-    multiply_panels(M, N, K, A, lda, packed, C, ldc, bias, residual, relu, panels * t / team,
-                    panels * (t + 1) / team);
-  }
+  multiply(MatrixRows<T>{A, lda}, M, N, K, packed, Output<T>{C, ldc, bias, residual, relu},
+           threads);
 }
 
-#define GLIMPSE_PACKED_GEMM(T)                                                                 \
-  template int64_t packed_b_size<T>(int64_t, int64_t);                                         \
-  template void pack_b<T>(const T*, int64_t, int64_t, int64_t, T*);                            \
-  template void gemm_packed_b<T>(int64_t, int64_t, int64_t, const T*, int64_t, const T*, T*,  \
-                                 int64_t, const T*, const T*, bool, int);
+bool conv_packed_supported(const Conv2dGeometry& g) { return g.C >= kMinSegment; }
+
+template <class T>
+void conv_packed(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64_t pixels,
+                 int64_t N, const T* packed, T* C, int64_t ldc, const T* bias, const T* residual,
+                 bool relu, int threads) {
+  if (pixels <= 0 || N <= 0) return;
+  const std::vector<T> zeros(g.C, T(0));
+  const ConvRows<T> source(x, zeros.data(), g, first_pixel, pixels);
+  multiply(source, pixels, N, g.KH * g.KW * g.C, packed, Output<T>{C, ldc, bias, residual, relu},
+           threads);
+}
+
+#define GLIMPSE_PACKED_GEMM(T)                                                                  \
+  template int64_t packed_b_size<T>(int64_t, int64_t);                                          \
+  template void pack_b<T>(const T*, int64_t, int64_t, int64_t, T*);                             \
+  template void gemm_packed_b<T>(int64_t, int64_t, int64_t, const T*, int64_t, const T*, T*,   \
+                                 int64_t, const T*, const T*, bool, int);                      \
+  template void conv_packed<T>(const T*, const Conv2dGeometry&, int64_t, int64_t, int64_t,     \
+                               const T*, T*, int64_t, const T*, const T*, bool, int);
 GLIMPSE_PACKED_GEMM(float)
 GLIMPSE_PACKED_GEMM(double)
 #undef GLIMPSE_PACKED_GEMM

@@ -1,23 +1,25 @@
 // A CPU GEMM whose right-hand matrix is packed once and reused: for a frozen convolution kernel,
-// multiplied by a different patch matrix on every call (Inception-ResNet-v2 as a frozen encoder).
+// multiplied by a different left-hand side on every call (Inception-ResNet-v2 as a frozen encoder).
 //
 // A general GEMM (OpenBLAS's, Eigen's) copies B into its own blocked layout on every call; with the
 // batch-1 convolutions split between threads, each thread copied the whole kernel for a product of
 // 32-145 rows (8.6-10.3% of the forward's samples in `perf`). Here B is copied once, at fold time,
-// into column panels of kNR values per row, and the product reads A (the patches, or a pointwise
-// convolution's input itself) where it lies. The bias, the residual and the ReLU are applied to
-// each register tile before it is stored, so the output is written once.
+// into column panels of kNR values per row, and the product reads A where it lies: a matrix (a
+// pointwise convolution's input is one), or, for a convolution with a window, the input image
+// itself, each window cell's channels straight from the input pixel (an implicit GEMM: no patch
+// matrix is built). The bias, the residual and the ReLU are applied to each register tile before
+// it is stored, so the output is written once.
 //
 // Inner loop: a tile of up to kMR rows x kNR columns of C held in 2 * kMR vector registers;
 // each step over k loads one row of the B panel (two vectors), broadcasts one value of each of the
-// tile's A rows, and issues 2 * kMR fused multiply-adds. The k loop is cut into blocks of kKC so
-// that the B panel block (kKC x kNR values) stays in the L1 cache while all the row tiles of A
-// pass over it. Written with GCC vector extensions: AVX2 + FMA with -march=native on x86-64, and
-// still correct (narrower) on any target.
-//
-// Single-threaded: the convolution calls it once per panel of output rows, one panel per thread.
+// tile's A rows, and issues 2 * kMR fused multiply-adds. The k loop is cut into passes of at most
+// kKC so that the B panel block (pass depth x kNR values) stays in the L1 cache while all the row
+// tiles of A pass over it. Written with GCC vector extensions: AVX2 + FMA with -march=native on
+// x86-64, and still correct (narrower) on any target.
 #pragma once
 #include <cstdint>
+
+#include "tensor/kernels.h"
 
 namespace glimpse::cpu {
 
@@ -38,5 +40,16 @@ template <class T>
 void gemm_packed_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* packed,
                    T* C, int64_t ldc, const T* bias, const T* residual, bool relu,
                    int threads = 1);
+
+// The same product for a convolution read in place: A is the patch matrix of x [N, H, W, C] for
+// geometry g (rows: output pixels; columns: (kh, kw, c), zeros over the padding), of which rows
+// [first_pixel, first_pixel + pixels) are multiplied into C rows [0, pixels); B is the kernel as
+// [KH*KW*C, N] in packed form; bias, residual, relu and threads as above. Only for geometries where
+// conv_packed_supported (enough input channels that a window cell is a useful run of values).
+bool conv_packed_supported(const Conv2dGeometry& g);
+template <class T>
+void conv_packed(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64_t pixels,
+                 int64_t N, const T* packed, T* C, int64_t ldc, const T* bias, const T* residual,
+                 bool relu, int threads = 1);
 
 }  // namespace glimpse::cpu

@@ -107,18 +107,19 @@ struct PanelPlan {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Panels of at most about kPanelBytes of patches (a pointwise conv has none to bound), and, when
+// Panels of at most about kPanelBytes of patches (when it builds any), and, when
 // `workers` threads will share them and there is enough work, a multiple of `workers` panels so
 // that every thread gets the same share; with less work, at most one panel per thread of at least
 // kMinSharedPanelPixels. Panels are equal, not full ones plus a small remainder.
 // (So the partition may depend on the thread count; as with Eigen's own threaded GEMM before, the
 // last bits of a result may then differ between thread counts.)
-PanelPlan plan_panels(const Conv2dGeometry& g, size_t element_size, Device device, int workers) {
+PanelPlan plan_panels(const Conv2dGeometry& g, size_t element_size, Device device, int workers,
+                      bool builds_patches) {
   const int64_t total_rows = g.N * g.OH;
   if (device != Device::CPU) return {total_rows, 1};
   const int64_t total_pixels = total_rows * g.OW;
   int64_t panels = 1;
-  if (!is_pointwise(g)) {
+  if (builds_patches) {
     const int64_t patch_row_bytes = g.KH * g.KW * g.C * static_cast<int64_t>(element_size);
     const int64_t pixels = std::max<int64_t>(kMinPanelPixels,
                                              kPanelBytes / std::max<int64_t>(1, patch_row_bytes));
@@ -218,6 +219,10 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
                   int64_t COUT, Device device, DType dtype, const Epilogue<T>& epilogue) {
   const int64_t depth = g.KH * g.KW * g.C;
   const bool pointwise = is_pointwise(g);
+  // With a packed kernel, a windowed conv reads its input in place (cpu::conv_packed) when it has
+  // enough channels; otherwise it builds patches (im2col).
+  const bool in_place = !pointwise && epilogue.packed_kernel && cpu::conv_packed_supported(g);
+  const bool builds_patches = !pointwise && !in_place;
   const int threads = device == Device::CPU ? omp_get_max_threads() : 1;
   // Panels are planned in output pixels (as if one pixel per row), so that they may end inside an
   // image row and threads get equal shares: 17x17 = 289 pixels at batch 1 is 145 + 144, where
@@ -228,7 +233,7 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
   rows.N = 1;
   rows.OH = total_pixels;
   rows.OW = 1;
-  PanelPlan plan = plan_panels(rows, sizeof(T), device, threads);
+  PanelPlan plan = plan_panels(rows, sizeof(T), device, threads, builds_patches);
   // A convolution that the plan shares between the threads one panel each, with fewer output
   // pixels than channels (at batch 1: the 8x8 ones, and the 17x17 ones up to 1088 channels), is
   // rather one panel whose output channels the threads share, when its kernel is packed: each
@@ -243,14 +248,19 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
     const int64_t first_pixel = p * plan.rows_per_panel;
     const int64_t pixels = std::min(total_pixels - first_pixel, plan.rows_per_panel);
     T* y = out + first_pixel * COUT;
+    const T* residual = epilogue.residual ? epilogue.residual + first_pixel * COUT : nullptr;
+    if (in_place) {
+      cpu::conv_packed(x, g, first_pixel, pixels, COUT, epilogue.packed_kernel, y, COUT,
+                       epilogue.bias, residual, epilogue.relu, gemm_threads);
+      return;
+    }
     const T* cols = x + first_pixel * depth;  // a pointwise conv's patches are x itself
-    if (!pointwise) {
+    if (builds_patches) {
       const int64_t row_begin = first_pixel / g.OW;
       const int64_t row_end = ceil_div(first_pixel + pixels, g.OW);
       im2col_rows(k, x, patches, g, row_begin, row_end);
       cols = patches + (first_pixel - row_begin * g.OW) * depth;
     }
-    const T* residual = epilogue.residual ? epilogue.residual + first_pixel * COUT : nullptr;
     if (epilogue.packed_kernel) {
       cpu::gemm_packed_b(pixels, COUT, depth, cols, depth, epilogue.packed_kernel, y, COUT,
                          epilogue.bias, residual, epilogue.relu, gemm_threads);
@@ -278,7 +288,7 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
   };
   // A panel's pixels touch at most this many (n, oh) output rows.
   const int64_t panel_rows = std::min(g.N * g.OH, ceil_div(plan.rows_per_panel, g.OW) + 1);
-  const int64_t panel_elements = pointwise ? 0 : panel_rows * g.OW * depth;
+  const int64_t panel_elements = builds_patches ? panel_rows * g.OW * depth : 0;
   if (plan.num_panels == 1 || threads == 1) {
     Tensor buffer = Tensor::empty({panel_elements}, dtype, device);
     for (int64_t p = 0; p < plan.num_panels; ++p) run_panel(p, buffer.data<T>());
@@ -399,7 +409,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding 
         // Panel by panel, as the forward: dW[depth, COUT] += patches^T gy (the patches are
         // recomputed rather than kept alive); dpatches = gy W^T, which col2im adds onto gx.
         // One panel after another (dW sums over them), each parallelised inside.
-        const PanelPlan plan = plan_panels(g, sizeof(T), x.device(), 1);
+        const PanelPlan plan = plan_panels(g, sizeof(T), x.device(), 1, true);
         Tensor buffer = Tensor::empty({plan.rows_per_panel * g.OW, depth}, x.dtype(), x.device());
         if (need_w) gw = Tensor::empty(w.shape(), w.dtype(), w.device());
         if (need_x) gx = Tensor::zeros(x.shape(), x.dtype(), x.device());
