@@ -399,9 +399,16 @@ void conv_packed(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64
                  bool relu, int threads) {
   if (pixels <= 0 || N <= 0) return;
   const std::vector<T> zeros(g.C, T(0));
-  const ConvRows<T> source(x, zeros.data(), g, first_pixel, pixels);
-  multiply(source, pixels, N, g.KH * g.KW * g.C, packed, Output<T>{C, ldc, bias, residual, relu},
-           threads);
+  // In chunks of pixels, so that the per-pixel window positions stay a small allocation (a large
+  // one would be mapped afresh, and page-faulted in, on every call).
+  constexpr int64_t kChunkPixels = 4096;
+  for (int64_t done = 0; done < pixels; done += kChunkPixels) {
+    const int64_t count = std::min(kChunkPixels, pixels - done);
+    const ConvRows<T> source(x, zeros.data(), g, first_pixel + done, count);
+    multiply(source, count, N, g.KH * g.KW * g.C, packed,
+             Output<T>{C + done * ldc, ldc, bias, residual ? residual + done * ldc : nullptr, relu},
+             threads);
+  }
 }
 
 #define GLIMPSE_PACKED_GEMM(T)                                                                  \

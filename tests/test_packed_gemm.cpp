@@ -147,8 +147,8 @@ TEST_CASE("conv2d_bias_activation with a packed kernel equals the composed ops")
   // partial one; 17x17 at batch 1 is split between the threads inside image rows. Windowed ones
   // with at least 16 input channels are read in place (cpu::conv_packed): passes over k that end
   // inside a window cell (3x3 on 40 channels: 2 passes of 180; 1x7 on 130: 4 passes), odd channel
-  // counts, the asymmetric SAME padding of an even window, several images in one panel. The others
-  // build patches.
+  // counts, the asymmetric SAME padding of an even window, several images in one panel, more pixels
+  // than one chunk of window positions (4096) in a panel. The others build patches.
   const Case cases[] = {{{1, 17, 17, 24}, {1, 1, 24, 40}, 1, Padding::Same},
                         {{2, 9, 11, 6}, {3, 3, 6, 5}, 2, Padding::Valid},
                         {{1, 17, 17, 10}, {1, 7, 10, 16}, 1, Padding::Same},
@@ -156,7 +156,8 @@ TEST_CASE("conv2d_bias_activation with a packed kernel equals the composed ops")
                         {{2, 13, 12, 40}, {3, 3, 40, 24}, 2, Padding::Valid},
                         {{1, 9, 17, 130}, {1, 7, 130, 20}, 1, Padding::Same},
                         {{2, 7, 9, 16}, {2, 2, 16, 17}, 1, Padding::Same},
-                        {{1, 11, 10, 17}, {5, 5, 17, 48}, 2, Padding::Same}};
+                        {{1, 11, 10, 17}, {5, 5, 17, 48}, 2, Padding::Same},
+                        {{1, 70, 70, 16}, {3, 3, 16, 8}, 1, Padding::Same}};  // 4900 pixels
   const int saved_threads = omp_get_max_threads();
   for (int threads : {1, 2, 3}) {
     CAPTURE(threads);
