@@ -99,8 +99,8 @@ constexpr int64_t kMinPanelPixels = 256;
 constexpr int64_t kMinSharedPanelPixels = 32;
 
 struct PanelPlan {
-  // Rows of the planned geometry per panel (the last panel may have fewer): output pixels in the
-  // forward, which plans one pixel per row; (n, oh) output rows in the backward.
+  // Rows of the planned geometry per panel (the last panel may have fewer): (n, oh) output rows,
+  // or output pixels when the forward plans one pixel per row.
   int64_t rows_per_panel;
   int64_t num_panels;
 };
@@ -227,13 +227,20 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
   // Panels are planned in output pixels (as if one pixel per row), so that they may end inside an
   // image row and threads get equal shares: 17x17 = 289 pixels at batch 1 is 145 + 144, where
   // whole rows would be 9 + 8 (153 + 136). A windowed conv's panel builds the patches of the
-  // image rows its pixels touch and multiplies only its own pixels' patches.
+  // image rows its pixels touch and multiplies only its own pixels' patches. Windowed convs
+  // through the general GEMM (training, and the unfolded forward) keep whole image rows: how a
+  // GEMM's rows are split changes the last bits of OpenBLAS's results, and the shapes demo's
+  // scores were validated with this split (a pixel split there moved two test scenes).
   const int64_t total_pixels = g.N * g.OH * g.OW;
+  const bool by_pixels = !builds_patches || epilogue.packed_kernel;
   Conv2dGeometry rows = g;
-  rows.N = 1;
-  rows.OH = total_pixels;
-  rows.OW = 1;
+  if (by_pixels) {
+    rows.N = 1;
+    rows.OH = total_pixels;
+    rows.OW = 1;
+  }
   PanelPlan plan = plan_panels(rows, sizeof(T), device, threads, builds_patches);
+  plan.rows_per_panel *= rows.OW;  // from here on, in pixels
   // A convolution that the plan shares between the threads one panel each, with fewer output
   // pixels than channels (at batch 1: the 8x8 ones, and the 17x17 ones up to 1088 channels), is
   // rather one panel whose output channels the threads share, when its kernel is packed: each
@@ -287,7 +294,8 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
     if (epilogue.relu) k.unary(UnaryOp::Relu, y, y, pixels * COUT, T(0));
   };
   // A panel's pixels touch at most this many (n, oh) output rows.
-  const int64_t panel_rows = std::min(g.N * g.OH, ceil_div(plan.rows_per_panel, g.OW) + 1);
+  const int64_t panel_rows =
+      std::min(g.N * g.OH, ceil_div(plan.rows_per_panel, g.OW) + (by_pixels ? 1 : 0));
   const int64_t panel_elements = builds_patches ? panel_rows * g.OW * depth : 0;
   if (plan.num_panels == 1 || threads == 1) {
     Tensor buffer = Tensor::empty({panel_elements}, dtype, device);
