@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace glimpse::cpu {
@@ -397,6 +399,11 @@ template <class T>
 void conv_packed(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64_t pixels,
                  int64_t N, const T* packed, T* C, int64_t ldc, const T* bias, const T* residual,
                  bool relu, int threads) {
+  if (!conv_packed_supported(g)) {  // a pass would need more segments than a tile has room for
+    throw std::invalid_argument("conv_packed: " + std::to_string(g.C) +
+                                " input channels is fewer than " + std::to_string(kMinSegment) +
+                                "; build the patches instead");
+  }
   if (pixels <= 0 || N <= 0) return;
   const std::vector<T> zeros(g.C, T(0));
   // In chunks of pixels, so that the per-pixel window positions stay a small allocation (a large

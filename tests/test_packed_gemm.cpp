@@ -214,6 +214,12 @@ TEST_CASE("conv2d_bias_activation with a packed kernel rejects what it cannot do
                        doctest::Contains("empty"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(pack_conv_kernel(Tensor::zeros({3, 3})), doctest::Contains("(kh, kw, cin, cout)"),
                        std::invalid_argument);
+  // The in-place kernel itself refuses a geometry it has no room for (the op builds patches then).
+  Conv2dGeometry thin{1, 4, 4, 8, 3, 3, 1, 1, 1, 1, 4, 4};
+  std::vector<float> in(4 * 4 * 8), kernel_packed(cpu::packed_b_size<float>(72, 2)), out(16 * 2);
+  CHECK_THROWS_WITH_AS(cpu::conv_packed<float>(in.data(), thin, 0, 16, 2, kernel_packed.data(),
+                                               out.data(), 2, nullptr, nullptr, false),
+                       doctest::Contains("fewer than 16"), std::invalid_argument);
   PackedConvKernel mislabelled = packed;
   mislabelled.kernel_shape = {3, 3, 3, 40};  // more output channels than were packed
   CHECK_THROWS_WITH_AS(conv2d_bias_activation(x, mislabelled, Tensor::zeros({40}), 1, 1,
