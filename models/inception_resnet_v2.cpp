@@ -88,6 +88,14 @@ struct ConvBN::Folded {
   std::vector<double> kernel_samples;  // conv kernel values at sample_positions (CPU)
   double epsilon;
   Device device;
+
+  // The unit as one fused conv: relu?(conv(x) + bias (+ residual)), with whichever kernel is kept.
+  Tensor forward(const Tensor& x, int stride, Padding padding, bool relu,
+                 const Tensor& residual = Tensor()) const {
+    if (packed.defined())
+      return conv2d_bias_activation(x, packed, bias, stride, stride, padding, relu, residual);
+    return conv2d_bias_activation(x, kernel, bias, stride, stride, padding, relu, residual);
+  }
 };
 
 void ConvBN::fold_batch_norm(double output_scale) {
@@ -161,11 +169,7 @@ const ConvBN::Folded* ConvBN::usable_fold(const Tensor& x, double output_scale) 
 
 Tensor ConvBN::forward(const Tensor& x) {
   const int stride = conv->stride;
-  if (const Folded* f = usable_fold(x, 1.0)) {
-    if (f->packed.defined())
-      return conv2d_bias_activation(x, f->packed, f->bias, stride, stride, conv->padding, activation);
-    return conv2d_bias_activation(x, f->kernel, f->bias, stride, stride, conv->padding, activation);
-  }
+  if (const Folded* f = usable_fold(x, 1.0)) return f->forward(x, stride, conv->padding, activation);
   if (!bn && conv->use_bias && conv->activation == nn::Activation::None)
     return conv2d_bias_activation(x, conv->kernel, conv->bias, stride, stride, conv->padding,
                                   activation);
@@ -177,13 +181,8 @@ Tensor ConvBN::forward(const Tensor& x) {
 Tensor ConvBN::forward_residual(const Tensor& x, const Tensor& residual, double scale,
                                 bool relu_after) {
   if (!activation) {
-    if (const Folded* f = usable_fold(x, scale)) {
-      if (f->packed.defined())
-        return conv2d_bias_activation(x, f->packed, f->bias, conv->stride, conv->stride,
-                                      conv->padding, relu_after, residual);
-      return conv2d_bias_activation(x, f->kernel, f->bias, conv->stride, conv->stride,
-                                    conv->padding, relu_after, residual);
-    }
+    if (const Folded* f = usable_fold(x, scale))
+      return f->forward(x, conv->stride, conv->padding, relu_after, residual);
   }
   Tensor y = add(residual, mul_scalar(forward(x), scale));
   return relu_after ? relu(y) : y;
