@@ -5,20 +5,33 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <set>
+#include <tuple>
 #include <stdexcept>
 #include <type_traits>
 
+#include "io/hdf5_sandbox.h"
+
 namespace glimpse {
+
+std::recursive_mutex& hdf5_library_mutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
 
 static_assert(std::is_same_v<hid_t, int64_t>, "H5File stores hid_t as int64_t (HDF5 >= 1.10)");
 
@@ -27,24 +40,28 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Library lock and error handling
 
-std::recursive_mutex& hdf5_mutex() {
-  static std::recursive_mutex mutex;
-  return mutex;
-}
-
 // Held by every function that calls into HDF5. It also switches off HDF5's automatic printing of
 // its error stack (we report errors ourselves) and clears any stale errors, so that a failure's
 // message only contains what went wrong in this call.
 class LibraryLock {
  public:
-  LibraryLock() : guard_(hdf5_mutex()) {
+  // A reader process (hdf5_sandbox.h) has one thread, and its copy of the mutex may be locked
+  // by a thread that does not exist there: it does not lock.
+  LibraryLock() : guard_(hdf5_library_mutex(), std::defer_lock) {
+    if (!in_hdf5_reader_process()) guard_.lock();
+    // No cleanup at exit: after a failed write (a full disk) HDF5 keeps the half-closed file in
+    // its tables, and its atexit handler then crashes trying to flush it again. Every H5File is
+    // closed by its destructor, so there is nothing left for that handler to do. Only effective
+    // before the library initialises, hence first.
+    static const bool no_atexit = [] { return H5dont_atexit() >= 0; }();
+    (void)no_atexit;
     H5open();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     H5Eclear2(H5E_DEFAULT);
   }
 
  private:
-  std::lock_guard<std::recursive_mutex> guard_;
+  std::unique_lock<std::recursive_mutex> guard_;
 };
 
 herr_t collect_error_description(unsigned, const H5E_error2_t* error, void* client_data) {
@@ -74,6 +91,9 @@ std::string take_hdf5_error_stack() {
 struct Where {
   const char* function;
   const std::string& file;
+  // The file's size in bytes when it was opened from outside (open_read): reads then check what
+  // the file declares against what it can hold. -1 for files this process creates and writes.
+  int64_t untrusted_file_size = -1;
 };
 
 [[noreturn]] void fail(const Where& where, const std::string& what) {
@@ -162,9 +182,18 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return text + ")";
 }
 
+// Elements of a shape. Throws when the product overflows what any read or write could hold
+// (2^59 elements: even 16-byte elements then stay below 2^63 bytes); a hostile file can declare
+// dimensions whose product wraps around.
+constexpr int64_t kMaxElements = int64_t{1} << 59;
 int64_t element_count(const std::vector<int64_t>& shape) {
   int64_t count = 1;
-  for (int64_t dim : shape) count *= dim;
+  for (int64_t dim : shape) {
+    if (dim < 0) throw std::invalid_argument("negative dimension in shape " + shape_string(shape));
+    if (dim != 0 && count > kMaxElements / dim)
+      throw std::overflow_error("shape " + shape_string(shape) + " has more than 2^59 elements");
+    count *= dim;
+  }
   return count;
 }
 
@@ -232,11 +261,6 @@ std::vector<int64_t> dataspace_shape(hid_t space) {
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   return std::vector<int64_t>(dims.begin(), dims.end());
-}
-
-int64_t dataspace_points(hid_t space) {
-  if (H5Sget_simple_extent_type(space) == H5S_NULL) return 0;
-  return static_cast<int64_t>(H5Sget_simple_extent_npoints(space));
 }
 
 Handle make_dataspace(const std::vector<int64_t>& shape) {
@@ -372,14 +396,30 @@ htri_t file_has_hdf5_signature(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// H5Fopen failed although the signature was there: the file is damaged, cut short, or locked by
+// another writer; HDF5's stack says which.
+[[noreturn]] void fail_open(const Where& where) {
+  std::string reason = take_hdf5_error_stack();
+  std::string what = reason.find("truncated") != std::string::npos
+                         ? "truncated HDF5 file"
+                         : "cannot open the HDF5 file (corrupt, or locked by another writer)";
+  throw std::runtime_error(std::string(where.function) + ": " + where.file + ": " + what +
+                           " (HDF5: " + reason + ")");
+}
+}  // namespace
+
 H5File H5File::open_existing(const char* function, const std::string& path, bool writable) {
   namespace fs = std::filesystem;
   LibraryLock lock;
-  const Where where{function, path};
   std::error_code error;
   fs::file_status status = fs::status(path, error);
+  const int64_t size = fs::is_regular_file(status) ? static_cast<int64_t>(fs::file_size(path, error)) : 0;
+  const Where where{function, path, size};
   if (!fs::exists(status)) fail(where, "no such file");
   if (fs::is_directory(status)) fail(where, "is a directory, not an HDF5 file");
+  if (!fs::is_regular_file(status)) fail(where, "is not a regular file");
   if (::access(path.c_str(), writable ? (R_OK | W_OK) : R_OK) != 0)
     fail(where, std::string("cannot open (") + std::strerror(errno) + ")");
 
@@ -394,21 +434,17 @@ H5File H5File::open_existing(const char* function, const std::string& path, bool
 
   Handle access = make_file_access_list();
   hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, access.get());
-  if (id < 0) {
-    // The signature was there, so the file is damaged, cut short, or locked by another writer;
-    // HDF5's stack says which.
-    std::string reason = take_hdf5_error_stack();
-    std::string what = reason.find("truncated") != std::string::npos
-                           ? "truncated HDF5 file"
-                           : "cannot open the HDF5 file (corrupt, or locked by another writer)";
-    throw std::runtime_error(std::string(function) + ": " + path + ": " + what +
-                             " (HDF5: " + reason + ")");
-  }
-  return H5File(id, path);
+  if (id < 0) fail_open(where);
+  H5File file(id, path);
+  if (!writable) file.untrusted_size_ = size;
+  return file;
 }
 
 H5File H5File::open_read(const std::string& path) {
-  return open_existing("H5File::open_read", path, false);
+  if (!hdf5_sandbox_enabled()) return open_existing("H5File::open_read", path, false);
+  H5File file(-1, path);
+  file.reader_ = std::make_shared<H5Reader>(path);
+  return file;
 }
 
 H5File H5File::open_read_write(const std::string& path) {
@@ -429,7 +465,11 @@ H5File H5File::create(const std::string& path) {
   return H5File(id, path);
 }
 
-H5File::H5File(H5File&& other) noexcept : file_id_(other.file_id_), path_(std::move(other.path_)) {
+H5File::H5File(H5File&& other) noexcept
+    : file_id_(other.file_id_),
+      path_(std::move(other.path_)),
+      untrusted_size_(other.untrusted_size_),
+      reader_(std::move(other.reader_)) {
   other.file_id_ = -1;
 }
 
@@ -442,6 +482,8 @@ H5File& H5File::operator=(H5File&& other) noexcept {
     }
     file_id_ = other.file_id_;
     path_ = std::move(other.path_);
+    untrusted_size_ = other.untrusted_size_;
+    reader_ = std::move(other.reader_);
     other.file_id_ = -1;
   }
   return *this;
@@ -455,6 +497,7 @@ H5File::~H5File() {
 }
 
 void H5File::close() {
+  reader_.reset();
   if (file_id_ < 0) return;
   LibraryLock lock;
   hid_t id = file_id_;
@@ -463,12 +506,18 @@ void H5File::close() {
 }
 
 void H5File::flush() {
+  if (reader_) return;  // nothing to write
   require_open("H5File::flush");
   LibraryLock lock;
   check(H5Fflush(file_id_, H5F_SCOPE_GLOBAL), {"H5File::flush", path_}, "cannot flush the file");
 }
 
 void H5File::require_open(const char* function) const {
+  // Read methods hand a file opened with open_read to its reader before calling this, so a
+  // reader here means a write.
+  if (reader_)
+    throw std::logic_error(std::string(function) + ": " + path_ +
+                           ": the file was opened read-only (open_read)");
   if (file_id_ < 0)
     throw std::logic_error(std::string(function) + ": " + path_ + ": the file is closed");
 }
@@ -501,6 +550,17 @@ bool link_chain_exists(hid_t file, const std::string& object_path) {
   return target_exists > 0;
 }
 
+// False for external and user-defined links: following one would open another file (any file
+// the link names: /dev/zero, a FIFO, a huge file), which a reader of our formats never needs.
+bool link_is_local(hid_t group, const char* name) {
+  H5L_info_t info;
+  if (H5Lget_info(group, name, &info, H5P_DEFAULT) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return false;
+  }
+  return info.type == H5L_TYPE_HARD || info.type == H5L_TYPE_SOFT;
+}
+
 H5ObjectKind object_kind(hid_t location, const char* name) {
   hid_t object = H5Oopen(location, name, H5P_DEFAULT);
   if (object < 0) {
@@ -524,12 +584,14 @@ Handle make_link_create_list() {
 }  // namespace
 
 bool H5File::exists(const std::string& object_path) const {
+  if (reader_) return reader_->call<bool>(H5Op::exists, object_path);
   require_open("H5File::exists");
   LibraryLock lock;
   return link_chain_exists(file_id_, object_path);
 }
 
 bool H5File::is_group(const std::string& object_path) const {
+  if (reader_) return reader_->call<bool>(H5Op::is_group, object_path);
   require_open("H5File::is_group");
   LibraryLock lock;
   return link_chain_exists(file_id_, object_path) &&
@@ -537,6 +599,7 @@ bool H5File::is_group(const std::string& object_path) const {
 }
 
 bool H5File::is_dataset(const std::string& object_path) const {
+  if (reader_) return reader_->call<bool>(H5Op::is_dataset, object_path);
   require_open("H5File::is_dataset");
   LibraryLock lock;
   return link_chain_exists(file_id_, object_path) &&
@@ -559,6 +622,7 @@ void H5File::create_group(const std::string& group_path) {
 }
 
 std::vector<H5Child> H5File::list(const std::string& group_path) const {
+  if (reader_) return reader_->call<std::vector<H5Child>>(H5Op::list, group_path);
   require_open("H5File::list");
   LibraryLock lock;
   const Where where{"H5File::list", path_};
@@ -576,7 +640,9 @@ std::vector<H5Child> H5File::list(const std::string& group_path) const {
     std::string name(static_cast<size_t>(length), '\0');
     H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
                        name.size() + 1, H5P_DEFAULT);
-    children.push_back({name, object_kind(group.get(), name.c_str())});
+    children.push_back({name, link_is_local(group.get(), name.c_str())
+                                  ? object_kind(group.get(), name.c_str())
+                                  : H5ObjectKind::other});
   }
   return children;
 }
@@ -784,6 +850,7 @@ struct OpenDataset {
   Handle type;
   Handle space;
   std::vector<int64_t> shape;
+  int64_t elements = 0;
   std::string path;
 };
 
@@ -800,7 +867,83 @@ OpenDataset open_dataset(hid_t file, const std::string& dataset_path, const Wher
   if (H5Sget_simple_extent_type(opened.space.get()) == H5S_NULL)
     fail(where, "dataset " + quoted(dataset_path) + " has no dataspace (H5S_NULL)");
   opened.shape = dataspace_shape(opened.space.get());
+  try {
+    opened.elements = element_count(opened.shape);
+  } catch (const std::exception& e) {
+    fail(where, "dataset " + quoted(dataset_path) + ": " + e.what());
+  }
   return opened;
+}
+
+// ---- Sizes a hostile file may declare
+// A file can claim any shape. Before memory is allocated for a read, the claim is checked
+// against what the file can actually hold and against the machine's memory, so that a 10 KB
+// file cannot make us allocate terabytes (std::bad_alloc, or the OOM killer).
+
+// Data a dataset may declare without storing it (HDF5 then returns its fill value, zeros).
+constexpr int64_t kUnstoredBytesAllowed = int64_t{16} << 20;
+// The most that compressed data can expand: deflate's limit is about 1032 to 1.
+constexpr int64_t kMaxExpansion = 1100;
+
+int64_t memory_limit_bytes() {
+  static const int64_t limit = [] {
+    long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page_size <= 0) return int64_t{1} << 40;
+    return static_cast<int64_t>(pages) * page_size / 2;
+  }();
+  return limit;
+}
+
+std::string megabytes(int64_t bytes) {
+  return std::to_string((bytes + (int64_t{1} << 20) - 1) >> 20) + " MB";
+}
+
+// Refuses a read of `elements` elements of `opened` (memory_element_bytes each once read) that
+// the machine cannot hold, or, for an untrusted file, that the file cannot be storing.
+void check_dataset_read(const OpenDataset& opened, int64_t elements, int64_t memory_element_bytes,
+                        const Where& where) {
+  const std::string name = "dataset " + quoted(opened.path) + " (shape " +
+                           shape_string(opened.shape) + ")";
+  const int64_t memory_bytes = elements * memory_element_bytes;  // elements <= 2^59, bytes <= 16
+  if (memory_bytes > memory_limit_bytes())
+    fail(where, name + " would need " + megabytes(memory_bytes) +
+                    " of memory, more than half of this machine's");
+  if (where.untrusted_file_size < 0) return;
+  const int64_t file_size = where.untrusted_file_size;
+  const int64_t stored_bytes = elements * static_cast<int64_t>(H5Tget_size(opened.type.get()));
+  Handle create_list(H5Dget_create_plist(opened.dataset.get()), H5Pclose);
+  if (create_list.get() < 0) fail(where, "cannot read the storage properties of " + name);
+  if (H5Pget_external_count(create_list.get()) > 0)
+    fail(where, name + " keeps its data in external files, which glimpse does not read");
+  const H5D_layout_t layout = H5Pget_layout(create_list.get());
+  if (layout == H5D_VIRTUAL)
+    fail(where, name + " is a virtual dataset (its data lives in other files), which glimpse "
+                       "does not read");
+  if (layout == H5D_CONTIGUOUS) {
+    const haddr_t offset = H5Dget_offset(opened.dataset.get());
+    if (offset == HADDR_UNDEF) {
+      H5Eclear2(H5E_DEFAULT);
+      if (stored_bytes > kUnstoredBytesAllowed)
+        fail(where, name + " declares " + megabytes(stored_bytes) +
+                        " of data but the file stores none of it");
+      return;
+    }
+    const int64_t whole_bytes = opened.elements * static_cast<int64_t>(H5Tget_size(opened.type.get()));
+    if (offset > static_cast<haddr_t>(file_size) ||
+        whole_bytes > file_size - static_cast<int64_t>(offset))
+      fail(where, name + " claims " + std::to_string(whole_bytes) + " bytes at offset " +
+                      std::to_string(offset) + ", beyond the end of the file (" +
+                      std::to_string(file_size) + " bytes): the file is truncated or corrupt");
+  } else if (layout == H5D_CHUNKED) {
+    const int64_t storage = static_cast<int64_t>(H5Dget_storage_size(opened.dataset.get()));
+    H5Eclear2(H5E_DEFAULT);
+    if (storage > file_size)
+      fail(where, name + " claims " + std::to_string(storage) + " bytes of chunks in a file of " +
+                      std::to_string(file_size) + " bytes: the file is corrupt");
+    if (stored_bytes > storage * kMaxExpansion + kUnstoredBytesAllowed)
+      fail(where, name + " declares " + megabytes(stored_bytes) + " of data but stores only " +
+                      std::to_string(storage) + " bytes, more than compression can account for");
+  }
 }
 
 void require_numeric(const OpenDataset& opened, const Where& where) {
@@ -840,7 +983,8 @@ std::vector<int64_t> read_all_as_int64(const OpenDataset& opened, const Where& w
   if (H5Tget_class(opened.type.get()) != H5T_INTEGER)
     fail(where, "dataset " + quoted(opened.path) + " holds " + type_name(opened.type.get()) +
                     " values, not integers");
-  size_t count = static_cast<size_t>(element_count(opened.shape));
+  check_dataset_read(opened, opened.elements, 8, where);
+  size_t count = static_cast<size_t>(opened.elements);
   std::vector<int64_t> values(count);
   if (count == 0) return values;
   bool unsigned_64 =
@@ -909,51 +1053,60 @@ Handle select_rows(const OpenDataset& opened, int64_t first_row, int64_t row_cou
 }  // namespace
 
 std::vector<int64_t> H5File::shape(const std::string& dataset_path) const {
+  if (reader_) return reader_->call<std::vector<int64_t>>(H5Op::shape, dataset_path);
   require_open("H5File::shape");
   LibraryLock lock;
   return open_dataset(file_id_, dataset_path, {"H5File::shape", path_}).shape;
 }
 
 std::string H5File::dtype_name(const std::string& dataset_path) const {
+  if (reader_) return reader_->call<std::string>(H5Op::dtype_name, dataset_path);
   require_open("H5File::dtype_name");
   LibraryLock lock;
   return type_name(open_dataset(file_id_, dataset_path, {"H5File::dtype_name", path_}).type.get());
 }
 
 ArrayData H5File::read(const std::string& dataset_path) const {
+  if (reader_) return reader_->call<ArrayData>(H5Op::read, dataset_path);
   require_open("H5File::read");
   LibraryLock lock;
-  const Where where{"H5File::read", path_};
+  const Where where{"H5File::read", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   ArrayData array;
   array.shape = opened.shape;
-  array.data.resize(static_cast<size_t>(element_count(opened.shape)));
+  require_numeric(opened, where);
+  check_dataset_read(opened, opened.elements, 4, where);
+  array.data.resize(static_cast<size_t>(opened.elements));
   read_as_float(opened, H5S_ALL, H5S_ALL, array.data.data(), array.data.size(), where);
   return array;
 }
 
 std::vector<float> H5File::read_float(const std::string& dataset_path,
                                       const std::vector<int64_t>& expected_shape) const {
+  if (reader_) return reader_->call<std::vector<float>>(H5Op::read_float, dataset_path, expected_shape);
   require_open("H5File::read_float");
   LibraryLock lock;
-  const Where where{"H5File::read_float", path_};
+  const Where where{"H5File::read_float", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   require_numeric(opened, where);
   require_shape(opened, expected_shape, where);
-  std::vector<float> values(static_cast<size_t>(element_count(opened.shape)));
+  check_dataset_read(opened, opened.elements, 4, where);
+  std::vector<float> values(static_cast<size_t>(opened.elements));
   read_as_float(opened, H5S_ALL, H5S_ALL, values.data(), values.size(), where);
   return values;
 }
 
 std::vector<double> H5File::read_double(const std::string& dataset_path,
                                         const std::vector<int64_t>& expected_shape) const {
+  if (reader_) return reader_->call<std::vector<double>>(H5Op::read_double, dataset_path, expected_shape);
   require_open("H5File::read_double");
   LibraryLock lock;
-  const Where where{"H5File::read_double", path_};
+  const Where where{"H5File::read_double", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   require_numeric(opened, where);
   require_shape(opened, expected_shape, where);
-  size_t count = static_cast<size_t>(element_count(opened.shape));
+  check_dataset_read(opened, opened.elements, 8, where);
+  size_t count = static_cast<size_t>(opened.elements);
   std::vector<double> values(count);
   if (count == 0) return values;
   if (is_ieee_half(opened.type.get())) {
@@ -970,9 +1123,10 @@ std::vector<double> H5File::read_double(const std::string& dataset_path,
 
 std::vector<int64_t> H5File::read_int64(const std::string& dataset_path,
                                         const std::vector<int64_t>& expected_shape) const {
+  if (reader_) return reader_->call<std::vector<int64_t>>(H5Op::read_int64, dataset_path, expected_shape);
   require_open("H5File::read_int64");
   LibraryLock lock;
-  const Where where{"H5File::read_int64", path_};
+  const Where where{"H5File::read_int64", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   require_shape(opened, expected_shape, where);
   return read_all_as_int64(opened, where);
@@ -980,9 +1134,10 @@ std::vector<int64_t> H5File::read_int64(const std::string& dataset_path,
 
 std::vector<int32_t> H5File::read_int32(const std::string& dataset_path,
                                         const std::vector<int64_t>& expected_shape) const {
+  if (reader_) return reader_->call<std::vector<int32_t>>(H5Op::read_int32, dataset_path, expected_shape);
   require_open("H5File::read_int32");
   LibraryLock lock;
-  const Where where{"H5File::read_int32", path_};
+  const Where where{"H5File::read_int32", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   require_shape(opened, expected_shape, where);
   return narrow_integers<int32_t>(read_all_as_int64(opened, where), opened, "int32", where);
@@ -990,18 +1145,20 @@ std::vector<int32_t> H5File::read_int32(const std::string& dataset_path,
 
 std::vector<uint8_t> H5File::read_uint8(const std::string& dataset_path,
                                         const std::vector<int64_t>& expected_shape) const {
+  if (reader_) return reader_->call<std::vector<uint8_t>>(H5Op::read_uint8, dataset_path, expected_shape);
   require_open("H5File::read_uint8");
   LibraryLock lock;
-  const Where where{"H5File::read_uint8", path_};
+  const Where where{"H5File::read_uint8", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   require_shape(opened, expected_shape, where);
   return narrow_integers<uint8_t>(read_all_as_int64(opened, where), opened, "uint8", where);
 }
 
 std::vector<std::string> H5File::read_strings(const std::string& dataset_path) const {
+  if (reader_) return reader_->call<std::vector<std::string>>(H5Op::read_strings, dataset_path);
   require_open("H5File::read_strings");
   LibraryLock lock;
-  const Where where{"H5File::read_strings", path_};
+  const Where where{"H5File::read_strings", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   if (H5Tget_class(opened.type.get()) != H5T_STRING)
     fail(where, "dataset " + quoted(dataset_path) + " holds " + type_name(opened.type.get()) +
@@ -1009,9 +1166,13 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset_path) c
   if (opened.shape.size() > 1)
     fail(where, "dataset " + quoted(dataset_path) + " has shape " + shape_string(opened.shape) +
                     "; only scalar or 1-D string datasets are supported");
+  // Each string costs at least a std::string once read (about 40 bytes with its pointer).
+  check_dataset_read(opened, opened.elements,
+                     std::max<int64_t>(40, static_cast<int64_t>(H5Tget_size(opened.type.get()))),
+                     where);
   hid_t dataset = opened.dataset.get();
   return read_string_elements(
-      opened.type.get(), opened.space.get(), element_count(opened.shape),
+      opened.type.get(), opened.space.get(), opened.elements,
       [dataset](hid_t memory_type, void* buffer) {
         return H5Dread(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer);
       },
@@ -1020,9 +1181,10 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset_path) c
 
 ArrayData H5File::read_rows(const std::string& dataset_path, int64_t first_row,
                             int64_t row_count) const {
+  if (reader_) return reader_->call<ArrayData>(H5Op::read_rows, dataset_path, first_row, row_count);
   require_open("H5File::read_rows");
   LibraryLock lock;
-  const Where where{"H5File::read_rows", path_};
+  const Where where{"H5File::read_rows", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   require_numeric(opened, where);
   int64_t row_size = 0;
@@ -1030,6 +1192,7 @@ ArrayData H5File::read_rows(const std::string& dataset_path, int64_t first_row,
   ArrayData array;
   array.shape = opened.shape;
   array.shape[0] = row_count;
+  check_dataset_read(opened, row_count * row_size, 4, where);
   array.data.resize(static_cast<size_t>(row_count * row_size));
   if (array.data.empty()) return array;
   hsize_t memory_count = array.data.size();
@@ -1041,9 +1204,19 @@ ArrayData H5File::read_rows(const std::string& dataset_path, int64_t first_row,
 
 void H5File::read_rows_into(const std::string& dataset_path, int64_t first_row, int64_t row_count,
                             std::span<float> out) const {
+  if (reader_) {
+    ArrayData rows = reader_->call<ArrayData>(H5Op::read_rows, dataset_path, first_row, row_count);
+    if (rows.data.size() != out.size())
+      throw std::invalid_argument("H5File::read_rows_into: " + path_ + ": output buffer holds " +
+                                  std::to_string(out.size()) + " floats, but " +
+                                  std::to_string(row_count) + " rows of " + quoted(dataset_path) +
+                                  " need " + std::to_string(rows.data.size()));
+    std::copy(rows.data.begin(), rows.data.end(), out.begin());
+    return;
+  }
   require_open("H5File::read_rows_into");
   LibraryLock lock;
-  const Where where{"H5File::read_rows_into", path_};
+  const Where where{"H5File::read_rows_into", path_, untrusted_size_};
   OpenDataset opened = open_dataset(file_id_, dataset_path, where);
   require_numeric(opened, where);
   int64_t row_size = 0;
@@ -1053,6 +1226,7 @@ void H5File::read_rows_into(const std::string& dataset_path, int64_t first_row, 
                              std::to_string(row_count) + " rows of " + quoted(dataset_path) +
                              " need " + std::to_string(row_count * row_size));
   if (out.empty()) return;
+  check_dataset_read(opened, row_count * row_size, 4, where);
   hsize_t memory_count = out.size();
   Handle memory_space(H5Screate_simple(1, &memory_count, nullptr), H5Sclose);
   read_as_float(opened, memory_space.get(), file_space.get(), out.data(), out.size(), where);
@@ -1122,7 +1296,23 @@ OpenAttribute open_attribute(hid_t file, const std::string& object_path, const s
                         "cannot read the type of " + opened.description);
   opened.space = checked(H5Aget_space(opened.attribute.get()), H5Sclose, where,
                          "cannot read the shape of " + opened.description);
-  opened.count = dataspace_points(opened.space.get());
+  if (H5Sget_simple_extent_type(opened.space.get()) != H5S_NULL) {
+    try {
+      opened.count = element_count(dataspace_shape(opened.space.get()));
+    } catch (const std::exception& e) {
+      fail(where, opened.description + ": " + e.what());
+    }
+  }
+  // An attribute's values are stored in the file's own bytes (a variable-length string keeps at
+  // least a 16-byte reference there), so a count beyond the file's size is a lie.
+  const int64_t element_bytes = std::max<int64_t>(1, static_cast<int64_t>(H5Tget_size(opened.type.get())));
+  if (where.untrusted_file_size >= 0 && opened.count > where.untrusted_file_size / element_bytes)
+    fail(where, opened.description + " declares " + std::to_string(opened.count) + " values of " +
+                    std::to_string(element_bytes) + " bytes, more than the file (" +
+                    std::to_string(where.untrusted_file_size) + " bytes) can hold");
+  if (opened.count > memory_limit_bytes() / std::max<int64_t>(40, element_bytes))
+    fail(where, opened.description + " declares " + std::to_string(opened.count) +
+                    " values, more than this machine's memory can hold");
   return opened;
 }
 
@@ -1196,6 +1386,7 @@ void H5File::set_double_attr(const std::string& object_path, const std::string& 
 }
 
 bool H5File::has_attr(const std::string& object_path, const std::string& name) const {
+  if (reader_) return reader_->call<bool>(H5Op::has_attr, object_path, name);
   require_open("H5File::has_attr");
   LibraryLock lock;
   const Where where{"H5File::has_attr", path_};
@@ -1207,6 +1398,7 @@ bool H5File::has_attr(const std::string& object_path, const std::string& name) c
 }
 
 std::vector<std::string> H5File::attr_names(const std::string& object_path) const {
+  if (reader_) return reader_->call<std::vector<std::string>>(H5Op::attr_names, object_path);
   require_open("H5File::attr_names");
   LibraryLock lock;
   const Where where{"H5File::attr_names", path_};
@@ -1222,9 +1414,10 @@ std::vector<std::string> H5File::attr_names(const std::string& object_path) cons
 
 std::string H5File::read_string_attr(const std::string& object_path,
                                      const std::string& name) const {
+  if (reader_) return reader_->call<std::string>(H5Op::read_string_attr, object_path, name);
   require_open("H5File::read_string_attr");
   LibraryLock lock;
-  const Where where{"H5File::read_string_attr", path_};
+  const Where where{"H5File::read_string_attr", path_, untrusted_size_};
   OpenAttribute opened = open_attribute(file_id_, object_path, name, where);
   if (H5Tget_class(opened.type.get()) != H5T_STRING)
     fail(where, opened.description + " holds " + type_name(opened.type.get()) + ", not a string");
@@ -1236,9 +1429,10 @@ std::string H5File::read_string_attr(const std::string& object_path,
 
 std::vector<std::string> H5File::read_string_array_attr(const std::string& object_path,
                                                         const std::string& name) const {
+  if (reader_) return reader_->call<std::vector<std::string>>(H5Op::read_string_array_attr, object_path, name);
   require_open("H5File::read_string_array_attr");
   LibraryLock lock;
-  const Where where{"H5File::read_string_array_attr", path_};
+  const Where where{"H5File::read_string_array_attr", path_, untrusted_size_};
   OpenAttribute opened = open_attribute(file_id_, object_path, name, where);
   if (opened.count == 0) return {};
   if (H5Tget_class(opened.type.get()) != H5T_STRING)
@@ -1250,9 +1444,10 @@ std::vector<std::string> H5File::read_string_array_attr(const std::string& objec
 }
 
 int64_t H5File::read_int_attr(const std::string& object_path, const std::string& name) const {
+  if (reader_) return reader_->call<int64_t>(H5Op::read_int_attr, object_path, name);
   require_open("H5File::read_int_attr");
   LibraryLock lock;
-  const Where where{"H5File::read_int_attr", path_};
+  const Where where{"H5File::read_int_attr", path_, untrusted_size_};
   OpenAttribute opened = open_attribute(file_id_, object_path, name, where);
   if (H5Tget_class(opened.type.get()) != H5T_INTEGER)
     fail(where, opened.description + " holds " + type_name(opened.type.get()) + ", not an integer");
@@ -1266,9 +1461,10 @@ int64_t H5File::read_int_attr(const std::string& object_path, const std::string&
 }
 
 double H5File::read_double_attr(const std::string& object_path, const std::string& name) const {
+  if (reader_) return reader_->call<double>(H5Op::read_double_attr, object_path, name);
   require_open("H5File::read_double_attr");
   LibraryLock lock;
-  const Where where{"H5File::read_double_attr", path_};
+  const Where where{"H5File::read_double_attr", path_, untrusted_size_};
   OpenAttribute opened = open_attribute(file_id_, object_path, name, where);
   H5T_class_t type_class = H5Tget_class(opened.type.get());
   if (type_class != H5T_FLOAT && type_class != H5T_INTEGER)
@@ -1306,12 +1502,35 @@ void fsync_path(const std::string& path, int flags, const std::string& final_pat
   }
 }
 
+// Removes "<final_path>.tmp-<pid>" files left by processes that died while saving (kill -9, a
+// power cut). A file whose process still runs is another writer's work in progress and is kept.
+void remove_stale_temporaries(const std::string& final_path) {
+  namespace fs = std::filesystem;
+  const fs::path target(final_path);
+  const fs::path directory = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp-";
+  std::error_code error;
+  for (fs::directory_iterator it(directory, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::strtol(digits.c_str(), nullptr, 10);
+    if (pid == ::getpid() || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove(it->path(), ignored);
+    }
+  }
+}
+
 }  // namespace
 
 void write_file_atomically(const std::string& final_path,
                            const std::function<void(H5File&)>& fill) {
   namespace fs = std::filesystem;
   const std::string temp_path = final_path + ".tmp-" + std::to_string(::getpid());
+  remove_stale_temporaries(final_path);
   try {
     {
       H5File file = H5File::create(temp_path);
@@ -1323,6 +1542,18 @@ void write_file_atomically(const std::string& final_path,
     fsync_path(temp_path, O_RDONLY, final_path, "temp file");
     if (std::rename(temp_path.c_str(), final_path.c_str()) != 0)
       fail_system(final_path, "cannot rename " + quoted(temp_path) + " over it");
+  } catch (const std::runtime_error& e) {
+    std::error_code ignored;
+    fs::remove(temp_path, ignored);
+    // A full disk surfaces as HDF5's long error stack: say first what a user needs to know.
+    const std::string what = e.what();
+    for (const char* cause : {"No space left on device", "Disk quota exceeded"})
+      if (what.find(cause) != std::string::npos)
+        throw std::runtime_error(final_path + " was not saved (" + cause + "); " +
+                                 (fs::exists(final_path) ? "the previous file is unchanged"
+                                                         : "no file was written") +
+                                 ". Details: " + what);
+    throw;
   } catch (...) {
     std::error_code ignored;
     fs::remove(temp_path, ignored);

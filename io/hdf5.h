@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -41,6 +42,8 @@ struct DatasetOptions {
 
 enum class H5ObjectKind { group, dataset, other };
 
+class H5Reader;  // io/hdf5_sandbox.h
+
 struct H5Child {
   std::string name;
   H5ObjectKind kind;
@@ -50,6 +53,10 @@ class H5File {
  public:
   // Errors (std::runtime_error naming the path): no such file, not an HDF5 file, truncated or
   // corrupt file, no permission.
+  // open_read is for files from outside: unless GLIMPSE_HDF5_SANDBOX=0, the file is parsed by a
+  // separate reader process (io/hdf5_sandbox.h), so a malformed file that crashes libhdf5 or
+  // makes it loop ends in an error here or in a later read, never in a crash or a hang of the
+  // caller. Declared sizes are checked against the file's size before anything is allocated.
   static H5File open_read(const std::string& path);
   static H5File open_read_write(const std::string& path);
   // Creates the file, replacing any existing one.
@@ -65,7 +72,7 @@ class H5File {
   // Flushes and closes; throws if HDF5 could not write everything out. Safe to call twice.
   void close();
   void flush();
-  bool is_open() const { return file_id_ >= 0; }
+  bool is_open() const { return file_id_ >= 0 || reader_ != nullptr; }
   const std::string& path() const { return path_; }
 
   // ---- Structure. Paths are relative to the root; a leading '/' is optional; "/" is the root.
@@ -165,6 +172,12 @@ class H5File {
 
   int64_t file_id_ = -1;  // an HDF5 hid_t
   std::string path_;
+  // Size of a file opened with open_read (not trusted: reads check declared sizes against it);
+  // -1 for files this process creates or opens for writing.
+  int64_t untrusted_size_ = -1;
+  // Files from outside are read by a separate process (io/hdf5_sandbox.h); then file_id_ is -1
+  // and every read goes through the reader.
+  std::shared_ptr<H5Reader> reader_;
 };
 
 // Writes a file so that readers only ever see the old complete file or the new complete file:
