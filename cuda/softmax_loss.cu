@@ -2,8 +2,9 @@
 // (+ backward). A row group (warp or block, see row_reduce.cuh) handles each row.
 //
 // Numerically stable: every exponent is taken of x - max(row), so it is <= 0 and cannot overflow,
-// and log-softmax is x - max - log(sum exp(x - max)) rather than log(softmax), which would
-// underflow to log(0) for very negative logits.
+// and log-softmax is (x - max) - log(sum exp(x - max)) rather than log(softmax), which would
+// underflow to log(0) for very negative logits. The parentheses matter: x - (max + log(sum))
+// rounds max + log(sum) to float's spacing at max (2^-10 near 1e4), while x - max is exact.
 #include <cmath>
 
 #include "cuda/kernel_decls.h"
@@ -35,8 +36,8 @@ __global__ void softmax_kernel(const float* x, float* y, int64_t rows, int64_t c
     float row_max, exp_sum;
     row_max_and_exp_sum<kThreads>(xr, cols, row_max, exp_sum);
     if (log) {
-      const float shift = row_max + logf(exp_sum);
-      for (int64_t c = Group::lane(); c < cols; c += kThreads) yr[c] = xr[c] - shift;
+      const float log_sum = logf(exp_sum);
+      for (int64_t c = Group::lane(); c < cols; c += kThreads) yr[c] = (xr[c] - row_max) - log_sum;
     } else {
       const float inverse_sum = 1.0f / exp_sum;
       for (int64_t c = Group::lane(); c < cols; c += kThreads) {
@@ -67,7 +68,7 @@ __global__ void softmax_backward_kernel(const float* y, const float* gy, float* 
   }
 }
 
-// loss = log(sum exp(x)) - x[target] = (max + log(exp_sum)) - x[target].
+// loss = log(sum exp(x)) - x[target] = log(exp_sum) - (x[target] - max).
 template <int kThreads>
 __global__ void cross_entropy_kernel(const float* logits, const int32_t* targets, float* loss,
                                      float* valid, int64_t rows, int64_t cols,
@@ -86,7 +87,7 @@ __global__ void cross_entropy_kernel(const float* logits, const int32_t* targets
     float row_max, exp_sum;
     row_max_and_exp_sum<kThreads>(xr, cols, row_max, exp_sum);
     if (Group::lane() == 0) {
-      loss[row] = (row_max + logf(exp_sum)) - xr[target];
+      loss[row] = logf(exp_sum) - (xr[target] - row_max);
       valid[row] = 1.0f;
     }
   }

@@ -112,8 +112,10 @@ void softmax(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
     // Subtracting the row max keeps exp() from overflowing; the result is unchanged.
     const T row_max = xr.maxCoeff();
     if (log) {
+      // (x - max) - log_sum, never x - (max + log_sum): with logits around 1e4, max + log_sum is
+      // rounded to float's spacing there (2^-10), an error that x - max (exact) avoids.
       const T log_sum = std::log((xr - row_max).exp().sum());
-      yr = xr - (row_max + log_sum);
+      yr = (xr - row_max) - log_sum;
     } else {
       yr = (xr - row_max).exp();
       yr *= T(1) / lane_sum(y + r * cols, cols);
@@ -149,8 +151,9 @@ void cross_entropy(const T* logits, const int32_t* targets, T* loss, T* valid, i
     }
     ConstArrayView<T> xr(logits + r * cols, cols);
     const T row_max = xr.maxCoeff();
-    const T log_sum_exp = row_max + std::log((xr - row_max).exp().sum());
-    loss[r] = log_sum_exp - xr[targets[r]];
+    // log(sum exp(x)) - x[t] = log(sum exp(x - max)) - (x[t] - max), in that order (see softmax).
+    const T log_sum = std::log((xr - row_max).exp().sum());
+    loss[r] = log_sum - (xr[targets[r]] - row_max);
     valid[r] = T(1);
   });
 }
