@@ -4,7 +4,13 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-asan bench demo clean
+# `make fuzz` (tests/fuzz/README.md): libFuzzer targets, built with clang in their own folder.
+BUILD_FUZZ   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= all
+FUZZ_MODE    ?= explore
+
+.PHONY: all deps build test test-asan bench demo clean fuzz fuzz-build fuzz-seeds
 
 all: build
 
@@ -36,6 +42,24 @@ demo:
 	cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=Release -DGLIMPSE_CUDA=OFF $(CMAKE_ARGS)
 	cmake --build build-demo -j $(JOBS) --target train infer eval
 	DEMO_START=$$(cat .demo-start) bash scripts/demo.sh build-demo; rc=$$?; rm -f .demo-start; exit $$rc
+
+# Coverage-guided fuzzing of the file readers. FUZZ_SECONDS per target; FUZZ_TARGETS "all" or
+# names (jpeg png ...); FUZZ_MODE explore (HDF5 read in-process, GLIMPSE_HDF5_SANDBOX=0) or
+# released (the library's defaults: the HDF5 sandbox on). Findings: $(BUILD_FUZZ)/findings/.
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(BUILD_FUZZ) "$(FUZZ_TARGETS)" $(FUZZ_SECONDS) $(FUZZ_MODE)
+
+fuzz-build: deps
+	@bash scripts/install-fuzz-deps.sh
+	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1" \
+	  -DGLIMPSE_FUZZ=ON -DGLIMPSE_CUDA=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_targets
+
+# Regenerates the committed seeds of tests/fuzz/seeds/ (PNGs, small checkpoints, feature caches)
+# and the hand-made input of tests/fuzz/regressions/captioner/.
+fuzz-seeds: fuzz-build
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_make_seeds
+	$(BUILD_FUZZ)/tests/fuzz/fuzz_make_seeds tests/fuzz/seeds tests/data tests/fuzz/regressions
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

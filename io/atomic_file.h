@@ -15,8 +15,15 @@ std::string temporary_path_for(const std::string& path);
 // "<caller>: <path>: ..." with the system's reason.
 void commit_temporary_file(const std::string& temporary, const std::string& path, const char* caller);
 
-// Writes `contents` to `path` through a temporary file. Throws std::runtime_error naming `caller`
-// and the path on any failure, leaving no temporary file behind.
-void write_file_atomically(const std::string& path, const std::string& contents, const char* caller);
+// Whether the data must reach the disk before the rename. Durable costs an fsync (milliseconds),
+// which matters for the thousands of files of a generated dataset but not for a results file; and
+// only the fsync reports a full disk or an I/O error that the file system noticed late.
+enum class FileSync { Fast, Durable };
+
+// Writes `contents` to `path` through a temporary file. Throws std::runtime_error naming `caller`,
+// the path and the system's reason on any failure (write, flush, fsync, close, rename), leaving
+// no temporary file behind.
+void write_file_atomically(const std::string& path, const std::string& contents, const char* caller,
+                           FileSync sync = FileSync::Fast);
 
 }  // namespace glimpse

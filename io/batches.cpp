@@ -43,6 +43,8 @@ CaptionBatcher::CaptionBatcher(const CaptionDataset& data, const Tokenizer& toke
     throw std::invalid_argument("CaptionBatcher: captions_per_image must be at least 1");
   if (options_.captions_per_image > 1 && options_.all_pairs)
     throw std::invalid_argument("CaptionBatcher: captions_per_image > 1 and all_pairs do not combine");
+  if (options_.shard_count < 1 || options_.shard_index < 0 || options_.shard_index >= options_.shard_count)
+    throw std::invalid_argument("CaptionBatcher: shard_index must be in [0, shard_count)");
   if (options_.cache_images) image_cache_.resize(data_.images.size());
 }
 
@@ -63,7 +65,7 @@ int64_t CaptionBatcher::steps_per_epoch() const {
   } else {
     pairs = data_.images.size();
   }
-  const int64_t b = options_.batch_size;
+  const int64_t b = static_cast<int64_t>(options_.batch_size) * options_.shard_count;
   return options_.drop_remainder ? static_cast<int64_t>(pairs) / b
                                  : (static_cast<int64_t>(pairs) + b - 1) / b;
 }
@@ -83,8 +85,11 @@ int64_t CaptionBatcher::bad_images() const {
 }
 
 CaptionBatch CaptionBatcher::load(int64_t step) {
-  const int64_t first = step * options_.batch_size;
-  const int64_t last = std::min<int64_t>(first + options_.batch_size, pairs_.size());
+  // This rank's slice of the step's global batch (the whole batch in one process).
+  const int64_t global_batch = static_cast<int64_t>(options_.batch_size) * options_.shard_count;
+  const int64_t pairs = static_cast<int64_t>(pairs_.size());
+  const int64_t first = std::min(step * global_batch + int64_t{options_.shard_index} * options_.batch_size, pairs);
+  const int64_t last = std::min<int64_t>(first + options_.batch_size, pairs);
   const int64_t n = last - first;
   const int T = tokenizer_.sequence_length();
   const bool use_features = options_.feature_cache != nullptr;
@@ -166,7 +171,8 @@ bool CaptionBatcher::next(CaptionBatch& batch) {
     ++next_step_;
     if (next_step_ < steps_per_epoch())
       pending_ = std::async(launch_policy(), [this, s = next_step_] { return load(s); });
-    if (batch.size() > 0) return true;  // a batch whose every image failed is skipped
+    // A batch whose every image failed is skipped (unless the caller must see every step).
+    if (batch.size() > 0 || options_.keep_empty_batches) return true;
   }
   return false;
 }

@@ -41,6 +41,17 @@ struct BatcherOptions {
   bool drop_remainder = true;   // as the notebook's dataset does
   // Keep decoded images in memory after the first epoch (small datasets such as shapes).
   bool cache_images = false;
+  // Data-parallel training: this batcher serves rank `shard_index` of `shard_count`. A step's
+  // global batch is batch_size * shard_count consecutive pairs of the epoch's shuffle (the same
+  // on every rank: same seed), and this rank takes its shard_index-th slice of batch_size. So
+  // every rank has the same number of steps (the remainder dropped, or with drop_remainder off
+  // the last slices short or empty), and the ranks' slices together are exactly the batch one
+  // process would take with batch_size * shard_count.
+  int shard_index = 0;
+  int shard_count = 1;
+  // Return batches left empty (every image unreadable, or a short last global batch) instead of
+  // skipping them: a rank of a data-parallel run must take part in every step's reductions.
+  bool keep_empty_batches = false;
   std::shared_ptr<FeatureCache> feature_cache;  // when set, batches carry cached features
 };
 
@@ -49,7 +60,7 @@ class CaptionBatcher {
   CaptionBatcher(const CaptionDataset& data, const Tokenizer& tokenizer, BatcherOptions options);
   ~CaptionBatcher();
 
-  int64_t steps_per_epoch() const;
+  int64_t steps_per_epoch() const;  // in global batches (batch_size * shard_count)
   // Starts an epoch; the first `skip_steps` batches are skipped without loading (resume).
   void start_epoch(int epoch, int64_t skip_steps = 0);
   // The next batch of the epoch; false at its end.

@@ -70,12 +70,14 @@ CheckpointContents read_checkpoint_meta(const std::string& path) {
     throw bad("format version " + std::to_string(version) + " is not supported (this build reads " +
               std::to_string(kCheckpointFormatVersion) + ")");
   CheckpointContents c;
-  try {
-    c.model_config = nlohmann::json::parse(file.read_string_attr("/", "model_config"));
-    c.progress = nlohmann::json::parse(file.read_string_attr("/", "progress"));
-  } catch (const nlohmann::json::exception& e) {
-    throw bad(std::string("corrupt JSON metadata: ") + e.what());
-  }
+  // The JSON library's own parse errors name neither the file nor the attribute.
+  auto parse_json_attr = [&](const char* name) {
+    nlohmann::json value = nlohmann::json::parse(file.read_string_attr("/", name), nullptr, false);
+    if (value.is_discarded()) throw bad(std::string(name) + " is not valid JSON");
+    return value;
+  };
+  c.model_config = parse_json_attr("model_config");
+  c.progress = parse_json_attr("progress");
   if (file.exists("/tokenizer/vocabulary")) c.vocabulary = file.read_strings("/tokenizer/vocabulary");
   if (file.exists("/optimizer")) {
     c.optimizer_type = file.read_string_attr("/optimizer", "type");

@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "io/fault_injection.h"
 #include "io/hdf5_sandbox.h"
 
 namespace glimpse {
@@ -1540,8 +1541,10 @@ void write_file_atomically(const std::string& final_path,
     // HDF5 has written through the OS cache; make the bytes durable before the rename makes
     // them visible under the final name, or a crash could leave a complete-looking empty file.
     fsync_path(temp_path, O_RDONLY, final_path, "temp file");
+    fault_point("checkpoint-written");
     if (std::rename(temp_path.c_str(), final_path.c_str()) != 0)
       fail_system(final_path, "cannot rename " + quoted(temp_path) + " over it");
+    fault_point("checkpoint-renamed");
   } catch (const std::runtime_error& e) {
     std::error_code ignored;
     fs::remove(temp_path, ignored);

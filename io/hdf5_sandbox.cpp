@@ -18,6 +18,9 @@
 #include <set>
 #include <stdexcept>
 
+// Defined only when a sanitizer runtime is linked (weak: null otherwise).
+extern "C" void __sanitizer_set_death_callback(void (*callback)()) __attribute__((weak));
+
 namespace glimpse {
 
 namespace {
@@ -185,6 +188,9 @@ void answer_request(const H5File* file, const std::string& open_error, char open
   // below. Ctrl-C is for the caller to act on; the reader ends when the caller closes its socket.
   for (int fatal : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGALRM, SIGTERM})
     ::signal(fatal, SIG_DFL);
+  // Under a sanitizer, an error it finds here ends the reader through the sanitizer's death
+  // callback, which a fuzzer sets to record a crash of its own process: not ours to report.
+  if (__sanitizer_set_death_callback != nullptr) __sanitizer_set_death_callback(nullptr);
   ::signal(SIGINT, SIG_IGN);
   rlimit no_core{0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);  // a crash on a hostile file is expected, not a core dump

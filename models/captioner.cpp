@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace glimpse::models {
 
@@ -38,27 +40,104 @@ nlohmann::json CaptionerConfig::to_json() const {
           {"ff_dim", ff_dim}};
 }
 
-CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
-  CaptionerConfig c;
-  try {
-    c.encoder = j.at("encoder").get<std::string>();
-    c.image_size = j.at("image_size").get<int>();
-    c.vocab_size = j.at("vocab_size").get<int64_t>();
-    c.max_caption_len = j.at("max_caption_len").get<int64_t>();
-    c.embedding_dim = j.at("embedding_dim").get<int64_t>();
-    c.units = j.at("units").get<int64_t>();
-    c.freeze_encoder = j.at("freeze_encoder").get<bool>();
-    c.position_embedding = j.value("position_embedding", false);
-    c.pixel_scaling = j.value("pixel_scaling", std::string("inception"));
-    // Checkpoints written before the Transformer option hold a GRU decoder.
-    c.decoder = j.value("decoder", std::string("gru"));
-    c.input_feeding = j.value("input_feeding", false);
-    c.decoder_layers = j.value("decoder_layers", int64_t{2});
-    c.heads = j.value("heads", int64_t{4});
-    c.ff_dim = j.value("ff_dim", int64_t{0});
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(std::string("CaptionerConfig: bad model config: ") + e.what());
+namespace {
+// Typed, range-checked reads of one model_config key. The messages name the key and never quote
+// the JSON library, whose text ("[json.exception.type_error.302] ...") means nothing to a user.
+std::invalid_argument config_error(const std::string& key, const std::string& why) {
+  return std::invalid_argument("model_config: " + key + " " + why);
+}
+
+const nlohmann::json* config_value(const nlohmann::json& j, const std::string& key, bool required) {
+  const auto it = j.find(key);
+  if (it != j.end()) return &*it;
+  if (required) throw std::invalid_argument("model_config: missing key \"" + key + "\"");
+  return nullptr;
+}
+
+int64_t config_integer(const nlohmann::json& j, const std::string& key, int64_t min, int64_t max,
+                       const int64_t* fallback = nullptr) {
+  const nlohmann::json* v = config_value(j, key, fallback == nullptr);
+  if (v == nullptr) return *fallback;
+  const std::string range = "[" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  if (!v->is_number_integer()) throw config_error(key, "must be an integer in " + range + ", got " + v->dump());
+  // The JSON library keeps non-negative integers unsigned; one above INT64_MAX would wrap if read
+  // as int64_t, so each kind is compared as itself. (min and max are never negative here.)
+  const bool in_range =
+      v->is_number_unsigned()
+          ? v->get<uint64_t>() >= static_cast<uint64_t>(min) && v->get<uint64_t>() <= static_cast<uint64_t>(max)
+          : v->get<int64_t>() >= min && v->get<int64_t>() <= max;
+  if (!in_range) throw config_error(key, "must be an integer in " + range + ", got " + v->dump());
+  return v->get<int64_t>();
+}
+
+bool config_bool(const nlohmann::json& j, const std::string& key, const bool* fallback = nullptr) {
+  const nlohmann::json* v = config_value(j, key, fallback == nullptr);
+  if (v == nullptr) return *fallback;
+  if (!v->is_boolean()) throw config_error(key, "must be true or false, got " + v->dump());
+  return v->get<bool>();
+}
+
+std::string config_choice(const nlohmann::json& j, const std::string& key,
+                          const std::vector<std::string>& allowed, const char* fallback = nullptr) {
+  const nlohmann::json* v = config_value(j, key, fallback == nullptr);
+  if (v == nullptr) return fallback;
+  std::string list;
+  for (const std::string& a : allowed) list += (list.empty() ? "" : " | ") + a;
+  if (v->is_string())
+    for (const std::string& a : allowed)
+      if (v->get<std::string>() == a) return a;
+  throw config_error(key, "must be one of " + list + ", got " + v->dump());
+}
+}  // namespace
+
+double CaptionerConfig::approximate_decoder_parameters() const {
+  // In double: the products of in-range fields overflow no double but could overflow int64.
+  const double v = static_cast<double>(vocab_size), e = static_cast<double>(embedding_dim),
+               u = static_cast<double>(units), len = static_cast<double>(max_caption_len);
+  double layers = 0;
+  if (decoder == "transformer") {
+    const double ff = ff_dim > 0 ? static_cast<double>(ff_dim) : 4 * u;
+    layers = static_cast<double>(decoder_layers) * (8 * u * u + 2 * u * ff);  // self + cross attention, MLP
+  } else {
+    const double input = input_feeding ? e + u : e;
+    layers = 3 * u * (input + u) + 2 * u * u;  // GRU gates, attention projections
   }
+  return v * e + len * e + layers + u * v + v;  // embedding, positions, decoder, output layer
+}
+
+CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object())
+    throw std::invalid_argument("model_config: not a JSON object (got " + std::string(j.type_name()) + ")");
+  CaptionerConfig c;
+  c.encoder = config_choice(j, "encoder", {"tiny", "inception_resnet_v2"});
+  c.image_size = static_cast<int>(config_integer(j, "image_size", kMinImageSize, kMaxImageSize));
+  c.vocab_size = config_integer(j, "vocab_size", kMinVocabSize, kMaxVocabSize);
+  c.max_caption_len = config_integer(j, "max_caption_len", kMinCaptionLen, kMaxCaptionLen);
+  c.embedding_dim = config_integer(j, "embedding_dim", 1, kMaxUnits);
+  c.units = config_integer(j, "units", 1, kMaxUnits);
+  c.freeze_encoder = config_bool(j, "freeze_encoder");
+  // The keys below came after the first checkpoints; their defaults are what those checkpoints hold
+  // (no position embedding, the notebook's pixel scaling, a plain GRU decoder).
+  const bool no = false;
+  const int64_t two_layers = 2, four_heads = 4, default_ff = 0;
+  c.position_embedding = config_bool(j, "position_embedding", &no);
+  c.pixel_scaling = config_choice(j, "pixel_scaling", {"inception", "unit"}, "inception");
+  c.decoder = config_choice(j, "decoder", {"gru", "transformer"}, "gru");
+  c.input_feeding = config_bool(j, "input_feeding", &no);
+  c.decoder_layers = config_integer(j, "decoder_layers", 1, kMaxDecoderLayers, &two_layers);
+  c.heads = config_integer(j, "heads", 1, kMaxHeads, &four_heads);
+  c.ff_dim = config_integer(j, "ff_dim", 0, kMaxFeedForward, &default_ff);
+  // The combinations the decoders need, reported here rather than by the Captioner constructor
+  // so that the message says it is the checkpoint's config that is wrong.
+  if (c.input_feeding && c.decoder != "gru")
+    throw std::invalid_argument("model_config: input_feeding is an option of the GRU decoder only");
+  if (c.decoder == "transformer" && c.embedding_dim != c.units)
+    throw std::invalid_argument("model_config: the transformer decoder needs embedding_dim (" +
+                                std::to_string(c.embedding_dim) + ") equal to units (" +
+                                std::to_string(c.units) + ")");
+  if (c.decoder == "transformer" && c.units % c.heads != 0)
+    throw std::invalid_argument("model_config: units " + std::to_string(c.units) + " is not divisible by heads " +
+                                std::to_string(c.heads));
   return c;
 }
 

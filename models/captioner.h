@@ -46,10 +46,29 @@ struct CaptionerConfig {
   int64_t ff_dim = 0;           // transformer feed-forward width (0 = 4 x units)
   std::string pixel_scaling = "inception";  // "inception" (x/127.5-1) or "unit" (x/255)
 
+  // The accepted range of every size. train's flags and from_json share them: a checkpoint's
+  // config is as untrusted as a command line, and an absurd size would otherwise surface as an
+  // allocation failure deep inside model construction.
+  static constexpr int kMinImageSize = 32, kMaxImageSize = 2048;
+  static constexpr int64_t kMinVocabSize = 3, kMaxVocabSize = 10000000;
+  static constexpr int64_t kMinCaptionLen = 3, kMaxCaptionLen = 4096;
+  static constexpr int64_t kMaxUnits = 65536;  // units and embedding_dim, from 1
+  static constexpr int64_t kMaxDecoderLayers = 64, kMaxHeads = 1024;
+  static constexpr int64_t kMaxFeedForward = 4 * kMaxUnits;
+
   static CaptionerConfig notebook();    // the notebook's sizes
   static CaptionerConfig tiny_shapes(); // the embedded demo's sizes
   nlohmann::json to_json() const;
+  // Checks every key's presence, type and range (and the combinations the decoders need) and
+  // throws std::invalid_argument naming the key, e.g. "model_config: units must be an integer in
+  // [1, 65536], got 100000". Keys added after the first checkpoints may be absent (defaults).
   static CaptionerConfig from_json(const nlohmann::json& j);
+
+  // The decoder's parameter count, from its largest terms (embedding, GRU or Transformer layers,
+  // output layer; the encoder adds at most Inception-ResNet-v2's 54 million). Each field can be in
+  // range while their product is absurd (units 65536 with a 20,000-word vocabulary): loaders
+  // compare this with the machine's memory before building anything.
+  double approximate_decoder_parameters() const;
 };
 
 // What the decoder carries from one step to the next: the GRU state {h [B, units]} (with input

@@ -1,18 +1,27 @@
 // The training loop (see training.h).
 #include "models/training.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
+#include "dist/communicator.h"
+#include "dist/data_parallel.h"
 #include "io/atomic_file.h"
 #include "io/batches.h"
 #include "io/checkpoint.h"
+#include "io/fault_injection.h"
 #include "io/plot.h"
 #include "io/image.h"
 #include "models/decoding.h"
@@ -53,6 +62,32 @@ Tensor batch_loss(Captioner& model, const CaptionBatch& batch, bool from_feature
   return nn::masked_sparse_categorical_crossentropy(logits, batch.target_ids.to(device));
 }
 
+// Whether a run is data-parallel: an MPI or NCCL communicator (even of one rank, so that
+// `mpirun -np 1` runs the same code as N ranks); the "none" one changes nothing.
+bool data_parallel(const dist::Communicator* comm) { return comm != nullptr && comm->backend() != "none"; }
+
+// The real (non-padding) target tokens of a batch: the denominator of its masked mean loss.
+// Counted on the host from the batch's CPU ids, before they move to the device.
+int64_t real_tokens(const CaptionBatch& batch) {
+  const Tensor ids = batch.target_ids.contiguous();
+  const int32_t* p = ids.data<int32_t>();
+  int64_t n = 0;
+  for (int64_t i = 0; i < ids.numel(); ++i) n += p[i] != 0;
+  return n;
+}
+
+// The buffers a training step changes: those of leaf layers that run their training behaviour
+// (BatchNorm's moving statistics in a trained encoder). Data-parallel runs average them over the
+// ranks each step so that the ranks keep one model; frozen ones are left alone, bit for bit.
+void collect_training_buffers(const nn::Module& module, std::vector<Tensor*>& out) {
+  if (module.children().empty()) {
+    if (module.training_behaviour())
+      for (const nn::NamedTensor& b : module.named_buffers()) out.push_back(b.tensor);
+    return;
+  }
+  for (const nn::Module* child : module.children()) collect_training_buffers(*child, out);
+}
+
 constexpr const char* kLogHeader = "global_step,epoch,step,loss,learning_rate,images_per_second,val_loss";
 
 // On --resume: the log's rows up to the checkpoint's global step, as text, and the losses they
@@ -67,10 +102,62 @@ constexpr const char* kLogHeader = "global_step,epoch,step,loss,learning_rate,im
 struct LossCurve {
   std::vector<float> train, val_by_step;
   void add_validation(float loss) {
+    // A resumed run whose log was lost has no training points yet to attach this one to.
+    if (train.empty()) return;
     val_by_step.resize(train.size(), std::nanf(""));
     val_by_step.back() = loss;
   }
 };
+
+// The CSV log, appended to row by row. Rows wait in memory and reach the disk (written and
+// fsynced) with every checkpoint, in sync() before the checkpoint is saved: so the log always
+// holds every row up to the checkpoint's step, and rows after it only when the run went on, which
+// restore_log then drops on --resume.
+class TrainLog {
+ public:
+  TrainLog(const std::string& path, bool truncate) : path_(path) {
+    descriptor_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
+    if (descriptor_ < 0)
+      throw std::runtime_error("train: cannot write " + path + " (" + std::strerror(errno) + ")");
+  }
+  ~TrainLog() {
+    try {
+      sync();
+    } catch (const std::exception& e) {
+      std::cerr << "warning: " << e.what() << "\n";
+    }
+    ::close(descriptor_);
+  }
+  TrainLog(const TrainLog&) = delete;
+  TrainLog& operator=(const TrainLog&) = delete;
+
+  std::ostringstream& row() { return pending_; }
+  void sync() {
+    const std::string text = pending_.str();
+    size_t done = 0;
+    while (done < text.size()) {
+      ssize_t n = ::write(descriptor_, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error("train: cannot write " + path_ + " (" + std::strerror(errno) + ")");
+      done += static_cast<size_t>(n);
+    }
+    pending_.str("");
+    if (::fsync(descriptor_) != 0 && errno != EINVAL)
+      throw std::runtime_error("train: cannot write " + path_ + " (" + std::strerror(errno) + ")");
+  }
+
+ private:
+  std::string path_;
+  int descriptor_ = -1;
+  std::ostringstream pending_;
+};
+
+// "<path>.old", or "<path>.old.N" with the first N not taken: earlier saved logs are kept.
+std::string unused_old_name(const std::string& path) {
+  std::string candidate = path + ".old";
+  for (int n = 1; fs::exists(candidate); ++n) candidate = path + ".old." + std::to_string(n);
+  return candidate;
+}
 
 struct RestoredLog {
   std::string text;  // header + kept rows
@@ -157,33 +244,78 @@ void save_training_checkpoint(const std::string& path, Captioner& model, nn::Opt
   save_checkpoint(path, model_state(model), optimizer ? "adam" : "", opt_state, iterations, meta);
 }
 
+CheckpointModel read_checkpoint_model(const std::string& path) {
+  CheckpointModel out;
+  out.meta = read_checkpoint_meta(path);
+  // Everything the metadata must satisfy is checked before the model is built: an absurd size
+  // would fail as an allocation deep in a constructor, and a vocabulary shorter than the output
+  // layer would fail only later, on every image.
+  try {
+    out.config = CaptionerConfig::from_json(out.meta.model_config);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error("checkpoint " + path + ": " + e.what());
+  }
+  // Older checkpoints have no sequence_length: their tokenizer used the caption length.
+  out.sequence_length = static_cast<int>(out.config.max_caption_len);
+  if (const auto it = out.meta.model_config.find("sequence_length"); it != out.meta.model_config.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > CaptionerConfig::kMaxCaptionLen)
+      throw std::runtime_error("checkpoint " + path + ": model_config: sequence_length must be an integer in [1, " +
+                               std::to_string(CaptionerConfig::kMaxCaptionLen) + "], got " + it->dump());
+    out.sequence_length = it->get<int>();
+  }
+  // Float32 weights, plus Adam's two moments when training resumes.
+  const double bytes = 3 * 4 * (out.config.approximate_decoder_parameters() + 54e6);
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  if (memory > 0 && bytes > memory / 2) {
+    std::ostringstream message;
+    message << "checkpoint " << path << ": its model_config describes a model of about "
+            << std::llround(out.config.approximate_decoder_parameters() / 1e6) << " million parameters ("
+            << std::llround(bytes / 1e9) << " GB with optimizer state), more than half of this machine's "
+            << std::llround(memory / 1e9) << " GB of memory";
+    throw std::runtime_error(message.str());
+  }
+  if (out.meta.vocabulary.empty())
+    throw std::runtime_error("checkpoint " + path + ": no tokenizer vocabulary");
+  if (static_cast<int64_t>(out.meta.vocabulary.size()) != out.config.vocab_size)
+    throw std::runtime_error("checkpoint " + path + ": vocabulary has " + std::to_string(out.meta.vocabulary.size()) +
+                             " words but the model's vocab_size is " + std::to_string(out.config.vocab_size));
+  return out;
+}
+
 LoadedModel load_captioner(const std::string& path, Device device) {
-  CheckpointContents meta = read_checkpoint_meta(path);
+  const CheckpointModel stored = read_checkpoint_model(path);
+  const CheckpointContents& meta = stored.meta;
+  const int length = stored.sequence_length;
   LoadedModel out;
-  CaptionerConfig config = CaptionerConfig::from_json(meta.model_config);
-  out.model = std::make_unique<Captioner>(config, 0);
+  out.model = std::make_unique<Captioner>(stored.config, 0);
   load_checkpoint_tensors(path, model_state(*out.model));
   out.model->to(device);
   out.model->eval();
   // A loaded model only runs inference: fold each BatchNorm into its conv once (CPU; the folded
   // path's speed-up was measured there), so every image costs one conv pass per unit.
   if (device == Device::CPU) out.model->encoder->fold_batch_norm();
-  const int length = meta.model_config.value("sequence_length", static_cast<int>(config.max_caption_len));
-  if (meta.vocabulary.empty())
-    throw std::runtime_error("checkpoint " + path + ": no tokenizer vocabulary");
   out.tokenizer = std::make_unique<Tokenizer>(meta.vocabulary, length);
   out.progress = meta.progress;
   return out;
 }
 
 double evaluate_loss(Captioner& model, const CaptionDataset& data, const Tokenizer& tokenizer,
-                     int batch_size, Device device, const std::shared_ptr<FeatureCache>& cache) {
+                     int batch_size, Device device, const std::shared_ptr<FeatureCache>& cache,
+                     dist::Communicator* comm) {
   if (data.images.empty()) return 0;
   NoGradGuard no_grad;
   const bool was_training = model.training();
   model.eval();
+  const bool dp = data_parallel(comm);
+  const int ranks = dp ? comm->size() : 1;
+  if (batch_size % ranks != 0)
+    throw std::invalid_argument("evaluate_loss: the batch of " + std::to_string(batch_size) +
+                                " does not divide among " + std::to_string(ranks) + " ranks");
   BatcherOptions bo;
-  bo.batch_size = batch_size;
+  bo.batch_size = batch_size / ranks;
+  bo.shard_index = dp ? comm->rank() : 0;
+  bo.shard_count = ranks;
+  bo.keep_empty_batches = dp;  // every rank walks every batch, its slice possibly empty
   bo.image_size = model.config().image_size;
   bo.scaling = scaling_of(model.config());
   bo.drop_remainder = false;
@@ -193,9 +325,28 @@ double evaluate_loss(Captioner& model, const CaptionDataset& data, const Tokeniz
   CaptionBatch batch;
   double total = 0;
   int64_t n = 0;
-  while (batcher.next(batch)) {
-    total += batch_loss(model, batch, cache != nullptr, device).item() * batch.size();
-    n += batch.size();
+  if (!dp) {
+    while (batcher.next(batch)) {
+      total += batch_loss(model, batch, cache != nullptr, device).item() * batch.size();
+      n += batch.size();
+    }
+  } else {
+    // Per global batch: this rank's loss sum, real tokens and images; summed over the ranks in
+    // one call at the end, then combined as one process combines whole batches.
+    std::vector<double> sums(3 * static_cast<size_t>(batcher.steps_per_epoch()), 0.0);
+    for (size_t g = 0; batcher.next(batch); ++g) {
+      if (batch.size() == 0) continue;
+      const double tokens = static_cast<double>(real_tokens(batch));
+      sums[3 * g] = batch_loss(model, batch, cache != nullptr, device).item() * tokens;
+      sums[3 * g + 1] = tokens;
+      sums[3 * g + 2] = static_cast<double>(batch.size());
+    }
+    dist::DataParallel(*comm).all_reduce_host(sums);
+    for (size_t g = 0; g < sums.size(); g += 3) {
+      if (sums[g + 2] == 0) continue;  // every image of this batch unreadable
+      total += (sums[g + 1] > 0 ? sums[g] / sums[g + 1] : 0.0) * sums[g + 2];
+      n += static_cast<int64_t>(sums[g + 2]);
+    }
   }
   model.train(was_training);
   return n > 0 ? total / n : 0;
@@ -205,9 +356,21 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
   fs::create_directories(opt.out_dir);
   const std::string ckpt_path = opt.out_dir + "/checkpoint.h5";
   const bool from_features = opt.feature_cache != nullptr;
+  // Data-parallel: `lead` (rank 0) alone prints, logs, plots and saves; every rank trains.
+  const bool dp = data_parallel(opt.comm);
+  std::optional<dist::DataParallel> sync;
+  if (dp) sync.emplace(*opt.comm);
+  const int ranks = dp ? opt.comm->size() : 1;
+  const bool lead = !dp || opt.comm->rank() == 0;
+  if (opt.batch_size % ranks != 0)
+    throw std::invalid_argument("train: the global batch of " + std::to_string(opt.batch_size) +
+                                " does not divide among " + std::to_string(ranks) + " ranks");
 
   BatcherOptions bo;
-  bo.batch_size = opt.batch_size;
+  bo.batch_size = opt.batch_size / ranks;
+  bo.shard_index = dp ? opt.comm->rank() : 0;
+  bo.shard_count = ranks;
+  bo.keep_empty_batches = dp;  // a rank whose slice failed to load still takes part in the step
   bo.image_size = model.config().image_size;
   bo.scaling = scaling_of(model.config());
   bo.seed = opt.seed;
@@ -244,12 +407,32 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
     start_epoch = meta.progress.at("epoch").get<int>();
     start_step = meta.progress.at("step_in_epoch").get<int64_t>();
     global_step = meta.progress.at("global_step").get<int64_t>();
-    if (meta.progress.value("seed", opt.seed) != opt.seed)
+    // Positions are counted in global batches, so a run resumes with any number of ranks; only
+    // the global batch must stay the same for the steps to mean the same images.
+    if (meta.progress.contains("batch_size") && meta.progress.at("batch_size").get<int64_t>() != opt.batch_size &&
+        lead)
+      std::cerr << "warning: resuming with --batch " << opt.batch_size << " but the run used "
+                << meta.progress.at("batch_size").get<int64_t>()
+                << ": the epoch position (step " << start_step << ") now counts batches of the new size\n";
+    if (meta.progress.value("seed", opt.seed) != opt.seed && lead)
       std::cerr << "warning: resuming with --seed " << opt.seed << " but the run used seed "
                 << meta.progress.value("seed", opt.seed) << "\n";
-    std::cout << "resumed from " << ckpt_path << " at epoch " << start_epoch + 1 << ", step "
-              << start_step << " (global step " << global_step << ")\n";
+    if (lead)
+      std::cout << "resumed from " << ckpt_path << " at epoch " << start_epoch + 1 << ", step "
+                << start_step << " (global step " << global_step << ")\n";
   }
+  // Everything a rank's copy of the run consists of: the weights, the buffers and the optimizer's
+  // moments. Rank 0's is broadcast to every rank at the start (ranks built the model from the same
+  // seed and read the same checkpoint, but a rank must never train on a different start), and the
+  // ranks' digests of it are compared before each save.
+  std::vector<Tensor*> rank_state;
+  for (const nn::NamedTensor& t : model_state(model)) rank_state.push_back(t.tensor);
+  std::vector<nn::NamedTensor> optimizer_state = optimizer.state();
+  for (const nn::NamedTensor& t : optimizer_state) rank_state.push_back(t.tensor);
+  const std::vector<Tensor*> trainable = model.trainable_parameters();
+  std::vector<Tensor*> training_buffers;
+  collect_training_buffers(model, training_buffers);
+  if (dp) sync->broadcast(rank_state, 0);
   // Features cached from other encoder weights than the ones this checkpoint will hold would train
   // a decoder that infer cannot reproduce: refuse them (after a resume has loaded the weights).
   if (from_features)
@@ -262,23 +445,24 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
   const std::string log_path = opt.out_dir + "/train_log.csv";
   LossCurve curve;
   bool new_log = !opt.resume || !fs::exists(log_path);
-  if (!new_log) {
+  if (!new_log && lead) {
     RestoredLog restored;
     std::string why;
     // A checkpoint at step 0 of an epoch is the one written after the previous epoch's validation.
     if (restore_log(log_path, global_step, start_step == 0, restored, why)) {
-      write_file_atomically(log_path, restored.text, "train");
+      write_file_atomically(log_path, restored.text, "train", FileSync::Durable);
       curve = std::move(restored.curve);
     } else {
+      const std::string kept = unused_old_name(log_path);
       std::cerr << "warning: " << log_path << " is not a training log (" << why
-                << "); starting a new one, the old one is kept as " << log_path << ".old\n";
-      fs::rename(log_path, log_path + ".old");
+                << "); starting a new one, the old one is kept as " << kept << "\n";
+      fs::rename(log_path, kept);
       new_log = true;
     }
   }
-  std::ofstream log(log_path, new_log ? std::ios::trunc : std::ios::app);
-  if (!log) throw std::runtime_error("train: cannot write " + log_path);
-  if (new_log) log << kLogHeader << "\n";
+  std::optional<TrainLog> log;  // rank 0's only
+  if (lead) log.emplace(log_path, new_log);
+  if (log && new_log) log->row() << kLogHeader << "\n";
 
   TrainResult result;
   auto progress_json = [&](int epoch, int64_t step) {
@@ -286,10 +470,22 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
                           {"step_in_epoch", step},
                           {"global_step", global_step},
                           {"seed", opt.seed},
-                          {"steps_per_epoch", steps_per_epoch}};
+                          {"steps_per_epoch", steps_per_epoch},
+                          {"batch_size", opt.batch_size}};  // global: steps count batches of this size
   };
   auto checkpoint = [&](int epoch, int64_t step) {
-    save_training_checkpoint(ckpt_path, model, &optimizer, data.tokenizer, progress_json(epoch, step));
+    if (dp) {
+      // Never save one rank's state when the ranks have drifted apart (docs/distributed.md).
+      sync->check_ranks_agree(rank_state, {global_step, optimizer.iterations()},
+                              "at global step " + std::to_string(global_step));
+    }
+    if (lead) {
+      log->sync();
+      save_training_checkpoint(ckpt_path, model, &optimizer, data.tokenizer, progress_json(epoch, step));
+    }
+    // The other ranks wait for the save: when any rank returns (interrupted, done) or a kill
+    // stops the job, the checkpoint on disk is the one of this step.
+    if (dp) sync->barrier();
     result.checkpoint = ckpt_path;
   };
 
@@ -304,8 +500,40 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
     while (batcher.next(batch)) {
       if (opt.max_steps >= 0 && static_cast<int64_t>(result.step_losses.size()) >= opt.max_steps) break;
       optimizer.zero_grad();
-      Tensor loss = batch_loss(model, batch, from_features, opt.device);
-      const double value = loss.item();
+      Tensor loss;
+      double value = 0;
+      int64_t batch_images = batch.size();
+      bool stop_now = false;
+      double local_tokens = 0, global_tokens = 0;  // data-parallel
+      if (!dp) {
+        loss = batch_loss(model, batch, from_features, opt.device);
+        value = loss.item();
+      } else {
+        // The loss one process would compute on the global batch is the mean over ALL its real
+        // tokens: sum over ranks of each rank's loss sum, over the global token count (not the
+        // average of the ranks' means, which would weigh a rank's tokens by its own count). The
+        // token counts, loss sums, images and Ctrl-C flags travel in one small reduction before
+        // the backward pass: every rank then knows the global count, stops at the same step, and
+        // sees a non-finite loss at the same step.
+        const bool have = batch.size() > 0;
+        local_tokens = have ? static_cast<double>(real_tokens(batch)) : 0.0;
+        double local_mean = 0;
+        if (have) {
+          loss = batch_loss(model, batch, from_features, opt.device);
+          local_mean = loss.item();
+        }
+        const bool stop_here = opt.stop_requested && opt.stop_requested->load();
+        std::vector<double> totals{local_tokens, local_mean * local_tokens, stop_here ? 1.0 : 0.0,
+                                   static_cast<double>(batch.size())};
+        sync->all_reduce_host(totals);
+        // Every image of the global batch unreadable: skipped by every rank, as one process
+        // skips such a batch.
+        if (totals[3] == 0) continue;
+        global_tokens = totals[0];
+        value = global_tokens > 0 ? totals[1] / global_tokens : 0.0;
+        batch_images = static_cast<int64_t>(totals[3]);
+        stop_now = totals[2] > 0;
+      }
       if (!std::isfinite(value)) {
         std::ostringstream msg;
         msg << "training stopped: the loss became " << value << " at global step " << global_step + 1
@@ -315,24 +543,37 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
             << ". Try a lower --lr or --clip-norm.";
         throw NonFiniteLoss(msg.str());
       }
-      loss.backward();
-      if (opt.clip_norm > 0) nn::clip_grad_norm(model.trainable_parameters(), opt.clip_norm);
+      if (!dp) {
+        loss.backward();
+      } else {
+        // Each rank differentiates (its loss sum) / (global count) = local mean * local count /
+        // global count; the SUM of these gradients over the ranks is then the gradient of the
+        // global mean. One flat all-reduce carries every gradient (and the averaged BatchNorm
+        // statistics); a rank with nothing to learn from this step contributes zeros.
+        if (loss.defined() && local_tokens > 0 && global_tokens > 0)
+          mul_scalar(loss, local_tokens / global_tokens).backward();
+        sync->all_reduce_gradients(trainable, training_buffers);
+      }
+      // Clipping after the all-reduce: the norm is the global gradient's, the same on each rank.
+      if (opt.clip_norm > 0) nn::clip_grad_norm(trainable, opt.clip_norm);
       const double lr = optimizer.current_lr();
       optimizer.step();
+      fault_point("step");
       ++step;
       ++global_step;
       result.step_losses.push_back(value);
       running += value;
       ++running_n;
-      images_seen += batch.size();
+      images_seen += batch_images;  // global: img/s is the whole job's throughput
 
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
       const double ips = images_seen / std::max(elapsed, 1e-9);
-      log << global_step << "," << epoch + 1 << "," << step << "," << value << "," << lr << ","
-          << ips << ",\n";
+      if (log)
+        log->row() << global_step << "," << epoch + 1 << "," << step << "," << value << "," << lr << ","
+                   << ips << ",\n";
       curve.train.push_back(static_cast<float>(value));
-      if (opt.progress_bar) {
+      if (opt.progress_bar && lead) {
         const int width = 24;
         const int filled = static_cast<int>(width * step / steps_per_epoch);
         const double eta = (steps_per_epoch - step) * elapsed / std::max<int64_t>(1, step - first_step);
@@ -343,16 +584,18 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
                   << " | ETA " << format_duration(eta) << "   " << std::flush;
       }
       if (opt.checkpoint_every > 0 && global_step % opt.checkpoint_every == 0) checkpoint(epoch, step);
-      if (opt.stop_requested && opt.stop_requested->load()) {
+      if (!dp) stop_now = opt.stop_requested && opt.stop_requested->load();
+      if (stop_now) {
         checkpoint(epoch, step);
-        std::cout << "\ninterrupted: checkpoint saved to " << ckpt_path
-                  << " (continue with --resume)\n";
+        if (lead)
+          std::cout << "\ninterrupted: checkpoint saved to " << ckpt_path << " (continue with --resume)\n";
         result.interrupted = true;
         result.global_step = global_step;
+        if (dp) result.communication_seconds = sync->communication_seconds();
         return result;
       }
     }
-    if (opt.progress_bar) std::cout << "\n";
+    if (opt.progress_bar && lead) std::cout << "\n";
     if (opt.max_steps >= 0 && static_cast<int64_t>(result.step_losses.size()) >= opt.max_steps &&
         step < steps_per_epoch) {
       checkpoint(epoch, step);
@@ -361,14 +604,17 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
     // End of epoch: validation loss, sample captions, checkpoint.
     double val_loss = 0;
     if (!data.val.images.empty()) {
+      fault_point("validation");
+      // Data-parallel: every rank evaluates its slice of each validation batch (evaluate_loss).
       val_loss = evaluate_loss(model, data.val, data.tokenizer, opt.batch_size, opt.device,
-                               opt.feature_cache);
+                               opt.feature_cache, dp ? opt.comm : nullptr);
       result.last_val_loss = val_loss;
-      std::cout << "epoch " << epoch + 1 << ": train loss " << std::setprecision(4)
-                << (running_n ? running / running_n : 0) << ", validation loss " << val_loss << "\n";
-      log << global_step << "," << epoch + 1 << "," << step << ",,,," << val_loss << "\n";
+      if (lead)
+        std::cout << "epoch " << epoch + 1 << ": train loss " << std::setprecision(4)
+                  << (running_n ? running / running_n : 0) << ", validation loss " << val_loss << "\n";
+      if (log) log->row() << global_step << "," << epoch + 1 << "," << step << ",,,," << val_loss << "\n";
       curve.add_validation(static_cast<float>(val_loss));
-      if (opt.sample_captions > 0 && !from_features) {
+      if (opt.sample_captions > 0 && !from_features && lead) {
         NoGradGuard no_grad;
         model.eval();
         Generator gen(opt.seed);
@@ -394,14 +640,18 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
       }
     }
     checkpoint(epoch + 1, 0);
-    log.flush();
-    write_loss_curve(opt.out_dir, curve);
+    if (lead) write_loss_curve(opt.out_dir, curve);
   }
+  // Each rank read its own images: each reports its own unreadable ones (rank 0 on stdout, the
+  // others on stderr, which tools/train leaves open on every rank).
   if (batcher.bad_images() > 0)
-    std::cout << "skipped " << batcher.bad_images() << " unreadable image(s) during training; first: "
-              << batcher.bad_image_messages().front() << "\n";
-  write_loss_curve(opt.out_dir, curve);
+    (lead ? std::cout : std::cerr) << (dp ? "rank " + std::to_string(opt.comm->rank()) + ": " : std::string())
+                                   << "skipped " << batcher.bad_images()
+                                   << " unreadable image(s) during training; first: "
+                                   << batcher.bad_image_messages().front() << "\n";
+  if (lead) write_loss_curve(opt.out_dir, curve);
   result.global_step = global_step;
+  if (dp) result.communication_seconds = sync->communication_seconds();
   return result;
 }
 

@@ -10,17 +10,22 @@
 #include <vector>
 
 #include "io/captions.h"
+#include "io/checkpoint.h"
 #include "io/feature_cache.h"
 #include "io/tokenizer.h"
 #include "models/captioner.h"
 #include "nn/optim.h"
+
+namespace glimpse::dist {
+class Communicator;
+}
 
 namespace glimpse::models {
 
 struct TrainOptions {
   std::string out_dir = "runs/default";
   int epochs = 1;
-  int batch_size = 32;
+  int batch_size = 32;           // the GLOBAL batch: with N ranks each takes batch_size / N
   double learning_rate = 1e-3;
   double clip_norm = 0;          // 0 = no clipping
   int warmup_steps = 0;          // > 0: linear warmup then cosine decay over the run
@@ -36,6 +41,10 @@ struct TrainOptions {
   bool progress_bar = true;
   std::shared_ptr<FeatureCache> feature_cache;
   std::atomic<bool>* stop_requested = nullptr;  // set by a Ctrl-C handler
+  // Data-parallel training (docs/distributed.md) when set to an MPI or NCCL communicator: this
+  // process is one rank; parameters start from rank 0's, gradients are summed over the ranks each
+  // step, and only rank 0 prints, logs, plots and saves. Null (or "none"): one process.
+  dist::Communicator* comm = nullptr;
 };
 
 struct TrainData {
@@ -50,6 +59,7 @@ struct TrainResult {
   std::string checkpoint;           // the last checkpoint written ("" if none)
   bool interrupted = false;
   double last_val_loss = 0;
+  double communication_seconds = 0;  // data-parallel: time inside collective calls (this rank)
 };
 
 // Thrown when the loss stops being finite; the message names the step and the last checkpoint.
@@ -67,6 +77,16 @@ Tensor repeat_each_row(const Tensor& x, int64_t k);
 void save_training_checkpoint(const std::string& path, Captioner& model, nn::Optimizer* optimizer,
                               const Tokenizer& tokenizer, const nlohmann::json& progress);
 
+// A checkpoint's metadata with its model config parsed and checked (every field's type and
+// range, the tokenizer's sequence length, a vocabulary as long as the output layer), before
+// anything is built from it; errors name the file and the field.
+struct CheckpointModel {
+  CheckpointContents meta;
+  CaptionerConfig config;
+  int sequence_length = 0;  // the tokenizer's
+};
+CheckpointModel read_checkpoint_model(const std::string& path);
+
 // Loads a checkpoint for inference: builds the model from the stored config, fills its weights,
 // restores the tokenizer.
 struct LoadedModel {
@@ -77,8 +97,12 @@ struct LoadedModel {
 // For inference: eval mode, and on the CPU the encoder's BatchNorms folded into its convs.
 LoadedModel load_captioner(const std::string& checkpoint_path, Device device = Device::CPU);
 
-// The mean masked loss over a split (no gradients).
+// The mean masked loss over a split (no gradients): each batch's mean over its real tokens,
+// weighted by its number of images. With a data-parallel communicator `batch_size` is the global
+// batch (divisible by the ranks): each rank evaluates its slice of every batch and the ranks'
+// sums are added up, so every rank returns the value one process would compute.
 double evaluate_loss(Captioner& model, const CaptionDataset& data, const Tokenizer& tokenizer,
-                     int batch_size, Device device, const std::shared_ptr<FeatureCache>& cache);
+                     int batch_size, Device device, const std::shared_ptr<FeatureCache>& cache,
+                     dist::Communicator* comm = nullptr);
 
 }  // namespace glimpse::models

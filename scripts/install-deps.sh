@@ -2,8 +2,9 @@
 # Installs the system packages glimpse needs, only those that are missing (idempotent).
 # Used by `make test`, `make demo` and CI, so a fresh Debian machine needs nothing by hand.
 set -euo pipefail
+# libopenmpi-dev + openmpi-bin: data-parallel training under mpirun (dist/, tests/dist/).
 PKGS=(cmake g++ make libeigen3-dev libopenblas-openmp-dev doctest-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev
-      nlohmann-json3-dev)
+      nlohmann-json3-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

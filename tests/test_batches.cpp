@@ -137,6 +137,67 @@ TEST_CASE("batches with k captions per image: the same images, k caption rows ea
   CHECK_THROWS_WITH(CaptionBatcher(s.data, s.tokenizer, bad), doctest::Contains("do not combine"));
 }
 
+TEST_CASE("sharded batches (data-parallel ranks): the ranks' slices make up one process's batch") {
+  Setup s;
+  BatcherOptions whole = small_batches(5);  // 10 images, global batch 4: 2 steps, 2 images over
+  whole.batch_size = 4;
+  CaptionBatcher one(s.data, s.tokenizer, whole);
+  BatcherOptions rank0 = whole;
+  rank0.batch_size = 2;
+  rank0.shard_count = 2;
+  BatcherOptions rank1 = rank0;
+  rank1.shard_index = 1;
+  CaptionBatcher first(s.data, s.tokenizer, rank0), second(s.data, s.tokenizer, rank1);
+  CaptionBatcher* ranks[2] = {&first, &second};
+  // Equal step counts on every rank, counted in global batches, the remainder dropped by all.
+  CHECK(ranks[0]->steps_per_epoch() == 2);
+  CHECK(ranks[1]->steps_per_epoch() == 2);
+  one.start_epoch(1, 1);  // resume skips count global batches too
+  for (CaptionBatcher* r : ranks) r->start_epoch(1, 1);
+  CaptionBatch all, part0, part1;
+  REQUIRE(one.next(all));
+  REQUIRE(ranks[0]->next(part0));
+  REQUIRE(ranks[1]->next(part1));
+  std::vector<size_t> joined = part0.image_indices;
+  joined.insert(joined.end(), part1.image_indices.begin(), part1.image_indices.end());
+  CHECK(joined == all.image_indices);
+  std::vector<int32_t> ids = part0.input_ids.to_vector_i32();
+  const std::vector<int32_t> ids1 = part1.input_ids.to_vector_i32();
+  ids.insert(ids.end(), ids1.begin(), ids1.end());
+  CHECK(ids == all.input_ids.to_vector_i32());
+  CHECK_FALSE(one.next(all));
+  CHECK_FALSE(ranks[0]->next(part0));
+  CHECK_FALSE(ranks[1]->next(part1));
+
+  // Without dropping the remainder (evaluation) the last global batch has 2 images: rank 0 gets
+  // both, rank 1 an empty slice, which it sees only when it asks for empty batches.
+  BatcherOptions o = whole;
+  o.batch_size = 2;
+  o.shard_count = 2;
+  o.shard_index = 1;
+  o.drop_remainder = false;
+  o.keep_empty_batches = true;
+  CaptionBatcher tail(s.data, s.tokenizer, o);
+  CHECK(tail.steps_per_epoch() == 3);
+  tail.start_epoch(0);
+  CaptionBatch b;
+  int batches = 0, empty = 0;
+  while (tail.next(b)) {
+    ++batches;
+    empty += b.size() == 0;
+  }
+  CHECK(batches == 3);
+  CHECK(empty == 1);
+  o.keep_empty_batches = false;
+  CaptionBatcher skipping(s.data, s.tokenizer, o);
+  skipping.start_epoch(0);
+  batches = 0;
+  while (skipping.next(b)) ++batches;
+  CHECK(batches == 2);
+  o.shard_index = 2;
+  CHECK_THROWS_WITH(CaptionBatcher(s.data, s.tokenizer, o), doctest::Contains("shard_index"));
+}
+
 TEST_CASE("feature cache: build, read back, refuse mismatched settings") {
   Setup s;
   const std::string path = (s.root / "features.h5").string();

@@ -295,7 +295,8 @@ TEST_CASE("a model loaded for inference folds its BatchNorms and computes the sa
       unit->bn->moving_mean = random_uniform({n}, -0.5, 0.5, g);
       unit->bn->moving_variance = random_uniform({n}, 0.5, 2.0, g);
     }
-  Tokenizer tok(std::vector<std::string>{"", "[UNK]", "a", "<start>", "<end>"}, 6);
+  // One word per output of small_config()'s vocab_size (12): load_captioner refuses a mismatch.
+  Tokenizer tok(std::vector<std::string>{"", "[UNK]", "a", "<start>", "<end>", "b", "c", "d", "e", "f", "g", "h"}, 6);
   save_training_checkpoint(path, a, nullptr, tok, {{"epoch", 1}});
   LoadedModel loaded = load_captioner(path);
   CHECK(loaded.model->encoder->batch_norm_folded());

@@ -31,18 +31,25 @@ int main(int argc, char** argv) {
   flags.option("device", "cpu", "cpu | cuda");
   flags.option("threads", "0", "CPU threads (0 = all cores)");
   flags.option("seed", "1", "seed of the encoder's initial weights (matters only without --keras-weights)");
-  try {
+  flags.also_exits("; 1 also when some images could not be read (cached as blank, the cache is still written)");
+  return cli::run_tool("cache_features", [&] {
     flags.parse(argc, argv);
     if (!flags.given("data") || !flags.given("out"))
-      throw std::invalid_argument("cache_features: --data and --out are required (see --help)");
+      throw cli::UsageError("cache_features: --data and --out are required (see --help)");
     const Device device = cli::device_from_flags(flags, "cache_features");
 
+    using Limits = models::CaptionerConfig;
     models::CaptionerConfig config = models::CaptionerConfig::notebook();
     config.encoder = flags.choice("encoder", {"tiny", "inception_resnet_v2"});
-    config.image_size = flags.given("image-size") ? static_cast<int>(flags.integer("image-size", 32, 2048))
-                                                  : (config.encoder == "tiny" ? 128 : 299);
+    config.image_size =
+        flags.given("image-size")
+            ? static_cast<int>(flags.integer("image-size", Limits::kMinImageSize, Limits::kMaxImageSize))
+            : (config.encoder == "tiny" ? 128 : 299);
     config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
     const int batch = static_cast<int>(flags.integer("batch", 1, 4096));
+    const uint64_t seed = static_cast<uint64_t>(flags.integer("seed", 0));
+    // Checked before hours of encoding: the cache is only written at the end.
+    cli::require_output_file("cache_features", "out", flags.str("out"));
 
     // Every image of the requested splits, each id once.
     std::vector<CaptionedImage> images;
@@ -57,7 +64,6 @@ int main(int argc, char** argv) {
     }
     if (images.empty()) throw std::runtime_error("cache_features: no images in " + flags.str("data"));
 
-    const uint64_t seed = static_cast<uint64_t>(flags.integer("seed", 0));
     // A Captioner builds its encoder first from the seed, as train's does, so that without Keras
     // weights the two encoders still agree (the fingerprint check in train relies on it).
     models::Captioner model(config, seed);
@@ -104,9 +110,6 @@ int main(int argc, char** argv) {
                         });
     std::cout << "\nwrote " << flags.str("out") << " (encoder weights " << info.weights << ")\n";
     if (failures > 0) std::cout << failures << " image(s) could not be read and were cached blank\n";
-    return failures > 0 ? 2 : 0;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
+    return failures > 0 ? cli::kExitFailure : cli::kExitSuccess;
+  });
 }

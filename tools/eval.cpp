@@ -3,12 +3,12 @@
 // dataset the parsed accuracy (every object's size, colour and shape, and the relation).
 
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "io/atomic_file.h"
 #include "io/batches.h"
 #include "io/captions.h"
 #include "io/shapes_scoring.h"
@@ -30,13 +30,18 @@ int main(int argc, char** argv) {
   flags.option("out", "", "write the scores and every caption as JSON here");
   flags.option("device", "cpu", "cpu | cuda");
   flags.option("threads", "0", "CPU threads (0 = all cores)");
-  try {
+  flags.also_exits("; 1 also when some images failed (the others are still scored)");
+  return cli::run_tool("eval", [&] {
     flags.parse(argc, argv);
-    if (flags.str("model").empty()) throw std::invalid_argument("eval: --model CKPT is required");
+    if (flags.str("model").empty()) throw cli::UsageError("eval: --model CKPT is required (see --help)");
     const Device device = cli::device_from_flags(flags, "eval");
+    const int64_t limit = flags.integer("limit", 0);
+    const int beam = static_cast<int>(flags.integer("beam", 0, 256));
+    const std::string out_path = flags.str("out");
+    // Checked now, not after captioning a whole split: only the final write can fail later.
+    if (flags.given("out")) cli::require_output_file("eval", "out", out_path);
     const std::string split = flags.str("split");
     CaptionDataset data = read_coco_split(flags.str("data"), split);
-    const int64_t limit = flags.integer("limit", 0);
     if (limit > 0 && static_cast<int64_t>(data.images.size()) > limit) data.images.resize(limit);
 
     models::LoadedModel loaded = models::load_captioner(flags.str("model"), device);
@@ -46,7 +51,6 @@ int main(int argc, char** argv) {
     dopt.start_id = tokenizer.id_of(kStartMarker);
     dopt.end_id = tokenizer.id_of(kEndMarker);
     dopt.max_length = tokenizer.sequence_length();
-    const int beam = static_cast<int>(flags.integer("beam", 0, 256));
     if (beam > 0) {
       dopt.strategy = models::DecodeOptions::Strategy::Beam;
       dopt.beam_size = beam;
@@ -136,15 +140,12 @@ int main(int argc, char** argv) {
       }
     }
     result["captions"] = per_image;
-    if (!flags.str("out").empty()) {
-      std::ofstream out(flags.str("out"));
-      out << result.dump(2) << "\n";
-      if (!out) throw std::runtime_error("eval: could not write " + flags.str("out"));
-      std::cout << "wrote " << flags.str("out") << "\n";
+    if (flags.given("out")) {
+      // Through a synced temporary file: a full disk or a crash leaves the previous scores (or no
+      // file), never a truncated one under the final name.
+      write_file_atomically(out_path, result.dump(2) + "\n", "eval", FileSync::Durable);
+      std::cout << "wrote " << out_path << "\n";
     }
-    return failures > 0 ? 1 : 0;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  }
+    return failures > 0 ? cli::kExitFailure : cli::kExitSuccess;
+  });
 }

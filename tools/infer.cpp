@@ -1,6 +1,7 @@
 // tools/infer: captions images with a trained checkpoint (greedy, top-k sampling or beam search),
 // optionally drawing the attention map of every generated word.
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -17,10 +18,54 @@ using namespace glimpse;
 namespace fs = std::filesystem;
 
 namespace {
-bool is_image_file(const fs::path& p) {
+// infer decodes JPEG only (io/image's read_jpeg), so only these names are picked from a directory.
+bool is_jpeg_name(const fs::path& p) {
   std::string ext = p.extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return ext == ".jpg" || ext == ".jpeg";
+}
+
+// One thing to caption, or to report: `error` says why it is skipped (a directory that cannot be
+// listed or holds no JPEG, an entry that cannot be examined). Reported in order with the images,
+// so one bad entry costs one error line, not the run.
+struct Input {
+  std::string path;
+  std::string error;
+};
+
+void add_directory(const std::string& dir, std::vector<Input>& inputs) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) {
+    inputs.push_back({dir, "cannot read the directory (" + ec.message() + ")"});
+    return;
+  }
+  std::vector<Input> found;
+  size_t ignored = 0;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (!is_jpeg_name(p)) {
+      ++ignored;
+      continue;
+    }
+    // Follows symlinks: a looping or dangling one, or one into a directory that cannot be
+    // searched, is reported here instead of aborting the listing.
+    std::error_code status_error;
+    const fs::file_status st = fs::status(p, status_error);
+    if (status_error) found.push_back({p.string(), "cannot examine (" + status_error.message() + ")"});
+    else if (fs::is_regular_file(st)) found.push_back({p.string(), ""});
+    else if (fs::is_directory(st)) ++ignored;
+    else found.push_back({p.string(), "not a regular file"});
+  }
+  std::sort(found.begin(), found.end(), [](const Input& a, const Input& b) { return a.path < b.path; });
+  if (ec) found.push_back({dir, "cannot read the whole directory (" + ec.message() + ")"});
+  if (found.empty())
+    found.push_back({dir, "no images found (infer reads JPEG files, *.jpg and *.jpeg; " +
+                              (ignored == 0 ? std::string("the directory is empty")
+                                            : std::to_string(ignored) + " other entr" + (ignored == 1 ? "y" : "ies") +
+                                                  " ignored") +
+                              ")"});
+  inputs.insert(inputs.end(), found.begin(), found.end());
 }
 
 std::string map_path_for(const std::string& base, size_t index, size_t total) {
@@ -44,22 +89,17 @@ int main(int argc, char** argv) {
   flags.option("device", "cpu", "cpu | cuda");
   flags.option("threads", "0", "CPU threads (0 = all cores)");
   flags.option("seed", "0", "sampling seed");
-  try {
+  flags.accept_positional();
+  flags.also_exits("; 1 also when some images failed (the others are still captioned)");
+  return cli::run_tool("infer", [&] {
     flags.parse(argc, argv);
-    if (flags.str("model").empty()) throw std::invalid_argument("infer: --model CKPT is required (see --help)");
-    if (flags.positional().empty()) throw std::invalid_argument("infer: give at least one image or directory");
+    if (flags.str("model").empty()) throw cli::UsageError("infer: --model CKPT is required (see --help)");
+    if (flags.positional().empty()) throw cli::UsageError("infer: give at least one image or directory");
     const Device device = cli::device_from_flags(flags, "infer");
-
-    models::LoadedModel loaded = models::load_captioner(flags.str("model"), device);
-    models::Captioner& model = *loaded.model;
-    const Tokenizer& tokenizer = *loaded.tokenizer;
+    // Every flag is validated before the model is loaded.
     models::DecodeOptions dopt;
-    dopt.start_id = tokenizer.id_of(kStartMarker);
-    dopt.end_id = tokenizer.id_of(kEndMarker);
-    dopt.max_length = static_cast<int>(flags.given("max-len") ? flags.integer("max-len", 1, 4096)
-                                                              : tokenizer.sequence_length());
     const int beam = static_cast<int>(flags.integer("beam", 0, 256));
-    if (beam > 0 && flags.on("sample")) throw std::invalid_argument("infer: choose --beam or --sample, not both");
+    if (beam > 0 && flags.on("sample")) throw cli::UsageError("infer: choose --beam or --sample, not both");
     if (beam > 0) {
       dopt.strategy = models::DecodeOptions::Strategy::Beam;
       dopt.beam_size = beam;
@@ -68,28 +108,32 @@ int main(int argc, char** argv) {
       dopt.top_k = static_cast<int>(flags.integer("top-k", 1, 1000000));
       dopt.temperature = flags.number("temperature", 1e-6, 1e6);
     }
+    const int max_len = flags.given("max-len") ? static_cast<int>(flags.integer("max-len", 1, 4096)) : 0;
     Generator gen(static_cast<uint64_t>(flags.integer("seed", 0)));
+    if (!flags.str("attention-map").empty())
+      cli::require_output_file("infer", "attention-map", flags.str("attention-map"));
 
-    std::vector<std::string> images;
+    models::LoadedModel loaded = models::load_captioner(flags.str("model"), device);
+    models::Captioner& model = *loaded.model;
+    const Tokenizer& tokenizer = *loaded.tokenizer;
+    dopt.start_id = tokenizer.id_of(kStartMarker);
+    dopt.end_id = tokenizer.id_of(kEndMarker);
+    dopt.max_length = max_len > 0 ? max_len : tokenizer.sequence_length();
+
+    std::vector<Input> images;
     for (const std::string& arg : flags.positional()) {
-      if (fs::is_directory(arg)) {
-        std::vector<std::string> found;
-        for (const auto& e : fs::directory_iterator(arg))
-          if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path().string());
-        std::sort(found.begin(), found.end());
-        if (found.empty()) std::cerr << "warning: no .jpg/.jpeg files in " << arg << "\n";
-        images.insert(images.end(), found.begin(), found.end());
-      } else {
-        images.push_back(arg);
-      }
+      std::error_code ec;
+      if (fs::is_directory(arg, ec)) add_directory(arg, images);
+      else images.push_back({arg, ""});  // read_jpeg says what is wrong with it, if anything
     }
     const PixelScaling scaling =
         model.config().pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
     const int S = model.config().image_size;
     int failures = 0;
     for (size_t i = 0; i < images.size(); ++i) {
-      const std::string& path = images[i];
+      const std::string& path = images[i].path;
       try {
+        if (!images[i].error.empty()) throw std::runtime_error(images[i].error);
         Image image = read_jpeg(path);
         std::vector<float> px = preprocess_image(image, S, scaling);
         NoGradGuard no_grad;
@@ -119,9 +163,6 @@ int main(int argc, char** argv) {
       }
       std::cout.flush();
     }
-    return failures > 0 ? 1 : 0;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  }
+    return failures > 0 ? cli::kExitFailure : cli::kExitSuccess;
+  });
 }
