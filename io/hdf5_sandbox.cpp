@@ -277,6 +277,7 @@ void Wire::put(const ArrayData& array) {
 }
 
 void Wire::take(void* out, size_t size) {
+  if (size == 0) return;  // an empty vector's data() may be null, which memcpy must not get
   if (size > bytes.size() - position_)
     throw std::runtime_error("HDF5 reader: a malformed answer (internal error)");
   std::memcpy(out, bytes.data() + position_, size);
@@ -432,8 +433,11 @@ Wire H5Reader::exchange(const Wire& request) {
         fail_dead("malformed HDF5 file: reading it crashed the HDF5 library (" +
                   signal_name(WTERMSIG(status)) +
                   ") in the separate reader process; nothing from it was used");
-      fail_dead("malformed HDF5 file: the reader process ended unexpectedly (exit status " +
-                std::to_string(done > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+      // Exited without answering: a sanitizer that caught libhdf5 misbehaving ends it this way.
+      fail_dead("malformed HDF5 file: reading it crashed the separate reader process (it exited "
+                "with status " +
+                std::to_string(done > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
+                " without answering); nothing from it was used");
     }
     deadline = std::chrono::steady_clock::now() +
                std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds_ * 1000));

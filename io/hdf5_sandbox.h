@@ -58,7 +58,8 @@ class Wire {
     requires std::is_arithmetic_v<T>
   void put(const std::vector<T>& values) {
     put(static_cast<uint64_t>(values.size()));
-    bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+    if (!values.empty())
+      bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
   }
   void put(const std::vector<std::string>& values);
   void put(const std::vector<H5Child>& children);
