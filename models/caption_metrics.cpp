@@ -1,9 +1,10 @@
-// BLEU, ROUGE-L and CIDEr-D exactly as pycocoevalcap computes them, and a PTB-like tokenizer.
-// The order of floating-point operations follows the Python code where it could matter.
+// BLEU, ROUGE-L and CIDEr-D exactly as pycocoevalcap computes them. The order of floating-point
+// operations follows the Python code where it could matter.
 #include "models/caption_metrics.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <stdexcept>
 #include <unordered_map>
@@ -14,20 +15,38 @@ namespace {
 
 constexpr int kMaxN = 4;
 
-// str.split() with no argument, restricted to ASCII: runs of whitespace separate words.
-bool is_python_whitespace(char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
+// Length in bytes of the Python whitespace character (str.isspace()) that starts text[i], or 0.
+// PTB tokens can hold a no-break space ("5 1/2" is one token, written with U+00A0), and
+// str.split() splits there, so the Unicode ones count too: U+0085, U+00A0, U+1680, U+2000-U+200A,
+// U+2028, U+2029, U+202F, U+205F, U+3000, besides ASCII's \t-\r, \x1c-\x1f and space.
+size_t python_whitespace_at(const std::string& text, size_t i) {
+    const auto b = [&](size_t k) { return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u; };
+    const unsigned c = b(0);
+    if (c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f)) return 1;
+    if (c == 0xC2 && (b(1) == 0x85 || b(1) == 0xA0)) return 2;
+    if (c == 0xE1 && b(1) == 0x9A && b(2) == 0x80) return 3;  // U+1680
+    if (c == 0xE2 && b(1) == 0x80 && ((b(2) >= 0x80 && b(2) <= 0x8A) || b(2) == 0xA8 || b(2) == 0xA9 || b(2) == 0xAF))
+        return 3;  // U+2000-U+200A, U+2028, U+2029, U+202F
+    if (c == 0xE2 && b(1) == 0x81 && b(2) == 0x9F) return 3;  // U+205F
+    if (c == 0xE3 && b(1) == 0x80 && b(2) == 0x80) return 3;  // U+3000
+    return 0;
 }
 
+// str.split() with no argument: runs of whitespace separate words.
 std::vector<std::string> split_words(const std::string& text) {
     std::vector<std::string> words;
-    size_t i = 0;
+    size_t i = 0, start = 0;
     while (i < text.size()) {
-        while (i < text.size() && is_python_whitespace(text[i])) ++i;
-        size_t start = i;
-        while (i < text.size() && !is_python_whitespace(text[i])) ++i;
+        const size_t space = python_whitespace_at(text, i);
+        if (space == 0) {
+            ++i;
+            continue;
+        }
         if (i > start) words.push_back(text.substr(start, i - start));
+        i += space;
+        start = i;
     }
+    if (text.size() > start) words.push_back(text.substr(start));
     return words;
 }
 
@@ -200,178 +219,6 @@ std::array<double, kMaxN> clipped_similarity(const TfIdfVector& candidate,
     return similarity;
 }
 
-// ---- PTB-like tokenizer ---------------------------------------------------------------------
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-const char* bracket_token(char c) {
-    switch (c) {
-        case '(': return "-lrb-";
-        case ')': return "-rrb-";
-        case '[': return "-lsb-";
-        case ']': return "-rsb-";
-        case '{': return "-lcb-";
-        case '}': return "-rcb-";
-        default: return nullptr;
-    }
-}
-
-bool is_bracket_token(std::string_view token) {
-    for (std::string_view bracket : {"-lrb-", "-rrb-", "-lsb-", "-rsb-", "-lcb-", "-rcb-"})
-        if (token == bracket) return true;
-    return false;
-}
-
-// pycocoevalcap's PUNCTUATIONS list, as it matches lower-cased PTB output.
-bool is_dropped_punctuation(std::string_view token) {
-    for (std::string_view p : {"''", "'", "``", "`", ".", "?", "!", ",", ":", "-", "--", "...", ";"})
-        if (token == p) return true;
-    return false;
-}
-
-constexpr std::string_view kClitics[] = {"n't", "'s", "'re", "'ve", "'ll", "'d", "'m"};
-
-bool ends_with(std::string_view text, std::string_view suffix) {
-    return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
-
-// "u.s" (before its final period): single letters between periods.
-bool is_letter_acronym(std::string_view word) {
-    if (word.find('.') == std::string_view::npos) return false;
-    for (size_t i = 0; i < word.size(); ++i) {
-        bool letter_slot = i % 2 == 0;
-        if (letter_slot ? !(word[i] >= 'a' && word[i] <= 'z') : word[i] != '.') return false;
-    }
-    return true;
-}
-
-bool keeps_final_period(std::string_view word) {
-    return is_letter_acronym(word) || word == "mr" || word == "mrs" || word == "ms" || word == "dr";
-}
-
-class PtbLikeTokenizer {
-public:
-    explicit PtbLikeTokenizer(std::string text) : text_(std::move(text)) {}
-
-    std::vector<std::string> run() {
-        for (size_t i = 0; i < text_.size(); ++i) i = consume(i);
-        flush_word();
-        return std::move(tokens_);
-    }
-
-private:
-    bool at_word_end(size_t i) const {  // nothing but a separator or split-off character follows
-        if (i + 1 >= text_.size()) return true;
-        char next = text_[i + 1];
-        return is_python_whitespace(next) ||
-               std::string_view("\"'`)]}!?,;:&*+=^|~$%").find(next) != std::string_view::npos;
-    }
-
-    size_t run_end(size_t i, std::string_view members) const {
-        while (i < text_.size() && members.find(text_[i]) != std::string_view::npos) ++i;
-        return i;
-    }
-
-    void emit(std::string token) {
-        flush_word();
-        tokens_.push_back(std::move(token));
-    }
-
-    // Handles text_[i] (and any run it starts); returns the index of the last character used.
-    size_t consume(size_t i) {
-        char c = text_[i];
-        bool chunk_start = i == 0 || is_python_whitespace(text_[i - 1]);
-        if (chunk_start) {
-            // Already tokenized brackets stay as they are, so tokenizing is idempotent.
-            size_t end = i;
-            while (end < text_.size() && !is_python_whitespace(text_[end])) ++end;
-            if (is_bracket_token(std::string_view(text_).substr(i, end - i))) {
-                emit(text_.substr(i, end - i));
-                return end - 1;
-            }
-        }
-        if (is_python_whitespace(c)) {
-            flush_word();
-        } else if (const char* bracket = bracket_token(c)) {
-            emit(bracket);
-        } else if (c == '"' || c == '`') {
-            emit("``");
-        } else if (c == '!' || c == '?') {
-            size_t end = run_end(i, "!?");
-            emit(text_.substr(i, end - i));  // "!!!" is one token, and not a dropped one
-            return end - 1;
-        } else if (std::string_view("&*+=^|~$%;").find(c) != std::string_view::npos) {
-            emit(std::string(1, c));
-        } else if (c == ',' || c == ':') {
-            bool inside_number = !word_.empty() && is_digit(word_.back()) &&
-                                 i + 1 < text_.size() && is_digit(text_[i + 1]);
-            if (inside_number) word_.push_back(c);
-            else emit(std::string(1, c));
-        } else if (c == '.') {
-            size_t end = run_end(i, ".");
-            if (end - i >= 2) {
-                emit("...");
-                return end - 1;
-            }
-            if (at_word_end(i) && !keeps_final_period(word_)) emit(".");
-            else word_.push_back(c);
-        } else if (c == '-') {
-            size_t end = run_end(i, "-");
-            if (end - i >= 2) {
-                emit("--");
-                return end - 1;
-            }
-            if (word_.empty() || at_word_end(i)) emit("-");
-            else word_.push_back(c);
-        } else {
-            word_.push_back(c);
-        }
-        return i;
-    }
-
-    // Splits quotes and clitics off a finished word: "'favorite'", "dogs'", "can't", "man's".
-    void flush_word() {
-        if (word_.empty()) return;
-        std::string word = std::move(word_);
-        word_.clear();
-        for (std::string_view clitic : kClitics)
-            if (word == clitic) {  // already split off
-                tokens_.push_back(word);
-                return;
-            }
-        while (word.size() > 1 && word[0] == '\'' && !is_digit(word[1])) {  // opening quote
-            tokens_.push_back("`");
-            word.erase(0, 1);
-        }
-        bool closing_quote = word.size() > 1 && word.back() == '\'';
-        if (closing_quote) word.pop_back();
-        std::string clitic;
-        for (std::string_view candidate : kClitics)
-            if (word.size() > candidate.size() && ends_with(word, candidate)) {
-                clitic = candidate;
-                word.resize(word.size() - candidate.size());
-                break;
-            }
-        static const std::pair<std::string_view, std::string_view> kSplitWords[] = {
-            {"cannot", "can not"}, {"gonna", "gon na"}, {"gotta", "got ta"}, {"wanna", "wan na"}};
-        bool split = false;
-        for (const auto& [whole, parts] : kSplitWords)
-            if (word == whole) {
-                size_t space = parts.find(' ');
-                tokens_.emplace_back(parts.substr(0, space));
-                tokens_.emplace_back(parts.substr(space + 1));
-                split = true;
-            }
-        if (!split) tokens_.push_back(word);
-        if (!clitic.empty()) tokens_.push_back(clitic);
-        if (closing_quote) tokens_.push_back("'");
-    }
-
-    std::string text_;
-    std::string word_;
-    std::vector<std::string> tokens_;
-};
-
 }  // namespace
 
 std::array<double, 4> corpus_bleu(const std::vector<std::string>& candidates,
@@ -477,17 +324,28 @@ CaptionScores score_captions(const std::vector<std::string>& candidates,
     return score_captions_per_image(candidates, references).corpus;
 }
 
-std::string coco_tokenize(std::string_view caption) {
-    std::string lowered(caption);
-    for (char& c : lowered)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    std::string joined;
-    for (const std::string& token : PtbLikeTokenizer(std::move(lowered)).run()) {
-        if (token.empty() || is_dropped_punctuation(token)) continue;
-        if (!joined.empty()) joined.push_back(' ');
-        joined += token;
+CaptionScoresPerImage score_raw_captions_per_image(
+    const std::vector<std::string>& candidates,
+    const std::vector<std::vector<std::string>>& references) {
+    check_corpus(candidates, references, "score_raw_captions");
+    // pycocoevalcap tokenizes all references in one call and all candidates in another, each in
+    // image order; a caption's last token can depend on the next caption, so the order matters.
+    std::vector<std::string> flat;
+    for (const auto& refs : references) flat.insert(flat.end(), refs.begin(), refs.end());
+    const std::vector<std::string> tokenized_flat = coco_tokenize_batch(flat);
+    std::vector<std::vector<std::string>> tokenized_references;
+    size_t next = 0;
+    for (const auto& refs : references) {
+        tokenized_references.emplace_back(tokenized_flat.begin() + static_cast<std::ptrdiff_t>(next),
+                                          tokenized_flat.begin() + static_cast<std::ptrdiff_t>(next + refs.size()));
+        next += refs.size();
     }
-    return joined;
+    return score_captions_per_image(coco_tokenize_batch(candidates), tokenized_references);
+}
+
+CaptionScores score_raw_captions(const std::vector<std::string>& candidates,
+                                 const std::vector<std::vector<std::string>>& references) {
+    return score_raw_captions_per_image(candidates, references).corpus;
 }
 
 }  // namespace glimpse

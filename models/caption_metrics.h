@@ -1,16 +1,21 @@
 // Caption evaluation metrics with the coco-caption (pycocoevalcap) conventions, so the numbers
-// equal pycocoevalcap's on the same tokenized captions: corpus BLEU-1..4, ROUGE-L, CIDEr-D; and
-// coco_tokenize, a stand-in for its Java PTB tokenizer.
+// equal pycocoevalcap's: corpus BLEU-1..4, ROUGE-L, CIDEr-D. Its tokenizer (Stanford CoreNLP's
+// PTB tokenizer, reproduced) is in models/ptb_tokenizer.h; score_raw_captions runs it the way
+// pycocoevalcap does before scoring.
 //
-// Inputs are already tokenized strings (words separated by spaces, as coco_tokenize returns them).
-// Splitting follows the Python code being matched: BLEU and CIDEr-D split on runs of whitespace
-// (ASCII whitespace here), ROUGE-L splits on every single space.
+// The other functions take already tokenized strings (words separated by spaces, as
+// coco_tokenize returns them). Splitting follows the Python code being matched: BLEU and CIDEr-D
+// split on runs of whitespace as str.split() does, Unicode spaces included (a PTB token such as
+// "5 1/2" holds a no-break space, so it counts as two words there), ROUGE-L splits on every single
+// ASCII space.
 #pragma once
 
 #include <array>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "models/ptb_tokenizer.h"
 
 namespace glimpse {
 
@@ -53,14 +58,13 @@ double rouge_l(const std::string& candidate, const std::vector<std::string>& ref
 std::vector<double> cider_d(const std::vector<std::string>& candidates,
                             const std::vector<std::vector<std::string>>& references);
 
-// Stand-in for pycocoevalcap's PTBTokenizer (Stanford CoreNLP with -lowerCase, then dropping the
-// tokens '' ' `` ` . ? ! , : - -- ... ;). Lowercases ASCII and splits off what PTB splits:
-// clitics ('s 're 've 'll 'd 'm n't), quotes, brackets (kept, as "-lrb-" etc., as pycocoevalcap
-// keeps them: its punctuation list is upper case), & * + = ^ | ~ $ %, commas and colons not between
-// digits, sentence-final periods, runs of ! and ? ("!!!" is kept, like PTB), dashes at word ends,
-// and cannot/gonna/gotta/wanna. Periods of abbreviations with inner periods ("u.s.") and of
-// mr./mrs./ms./dr. stay. Known differences from PTB: its long abbreviation list ("etc."), "#1"
-// (PTB: "# 1"), "10am" (PTB: "10 am"), "'n'". Checked against real PTB output in the tests.
-std::string coco_tokenize(std::string_view caption);
+// Raw captions scored as pycocoevalcap scores them: the references of all images tokenized in one
+// call (image by image, in order), the candidates in another, then the scores above. Same errors
+// as score_captions.
+CaptionScores score_raw_captions(const std::vector<std::string>& candidates,
+                                 const std::vector<std::vector<std::string>>& references);
+CaptionScoresPerImage score_raw_captions_per_image(
+    const std::vector<std::string>& candidates,
+    const std::vector<std::vector<std::string>>& references);
 
 }  // namespace glimpse

@@ -68,15 +68,38 @@ TEST_CASE("corpus and per-image scores equal pycocoevalcap's") {
 }
 
 TEST_CASE("coco_tokenize reproduces pycocoevalcap's PTB tokenization") {
+    // The probes went through pycocoevalcap in one call, so they are tokenized as one batch here
+    // (a caption's last token can depend on the next one; tests/test_ptb_tokenizer.cpp has more).
     json fixture = load_fixture();
     REQUIRE(fixture["ptb_tokenizer"].size() >= 20);
+    Captions raw, expected;
     for (const json& probe : fixture["ptb_tokenizer"]) {
-        std::string raw = probe["raw"];
-        std::string expected = probe["ptb"];
-        CHECK_MESSAGE(glimpse::coco_tokenize(raw) == expected, "raw: " << raw);
-        // Tokenizing twice changes nothing: tokenized references can be passed through again.
-        CHECK_MESSAGE(glimpse::coco_tokenize(expected) == expected, "tokenized: " << expected);
+        raw.push_back(probe["raw"]);
+        expected.push_back(probe["ptb"]);
     }
+    const Captions tokenized = glimpse::coco_tokenize_batch(raw);
+    REQUIRE(tokenized.size() == raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+        CHECK_MESSAGE(tokenized[i] == expected[i], "raw: " << raw[i]);
+        // For these captions, tokenizing twice changes nothing (not true of every text: PTB
+        // rewrites "``" and "''" from straight quotes, which pycocoevalcap then drops).
+        CHECK_MESSAGE(glimpse::coco_tokenize(expected[i]) == expected[i], "tokenized: " << expected[i]);
+    }
+}
+
+TEST_CASE("BLEU and CIDEr-D split on Unicode spaces as str.split() does, ROUGE-L only on ' '") {
+    // PTB writes "5 1/2" as one token with a no-break space (U+00A0) inside. pycocoevalcap's BLEU
+    // and CIDEr split it with str.split(); its ROUGE-L splits on " " only and keeps it whole.
+    const std::string nbsp = "x\u00a0y", thin = "x\u2009y";
+    CHECK(glimpse::corpus_bleu({nbsp}, {{"x y"}})[0] == doctest::Approx(1.0));
+    CHECK(glimpse::corpus_bleu({thin}, {{"x y"}})[1] == doctest::Approx(1.0));
+    CHECK(glimpse::rouge_l(nbsp, {"x y"}) == 0.0);
+    CHECK(glimpse::rouge_l(nbsp, {nbsp}) == doctest::Approx(1.0));
+    // Two images, so the idf weights are not all zero; identical split words (with 4-grams) give 10.
+    std::vector<double> cider = glimpse::cider_d({"a\u00a0b c d", "p q r s"}, {{"a b c d"}, {"p q r s"}});
+    CHECK(cider[0] == doctest::Approx(10.0));
+    // Not whitespace for Python: U+200B (zero width space) keeps "x" and "y" together.
+    CHECK(glimpse::corpus_bleu({"x\u200by"}, {{"x y"}})[0] < 1e-6);
 }
 
 TEST_CASE("hand-checkable values") {

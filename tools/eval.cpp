@@ -104,15 +104,9 @@ int main(int argc, char** argv) {
         std::cerr << "\r  captioned " << i + 1 << "/" << data.images.size() << std::flush;
     }
     std::cerr << "\n";
-    // pycocoevalcap scores PTB-tokenized text: lower case, punctuation split off or removed.
-    std::vector<std::string> tokenized_candidates;
-    std::vector<std::vector<std::string>> tokenized_references;
-    for (const std::string& c : candidates) tokenized_candidates.push_back(coco_tokenize(c));
-    for (const auto& refs : references) {
-      tokenized_references.emplace_back();
-      for (const std::string& r : refs) tokenized_references.back().push_back(coco_tokenize(r));
-    }
-    CaptionScores s = score_captions(tokenized_candidates, tokenized_references);
+    // Tokenized and scored as pycocoevalcap does it (all references in one tokenizer call, all
+    // candidates in another, in image order).
+    CaptionScores s = score_raw_captions(candidates, references);
     std::cout << std::fixed << std::setprecision(4) << "split " << split << ": " << candidates.size()
               << " images (" << (beam > 0 ? "beam " + std::to_string(beam) : std::string("greedy")) << ")\n"
               << "  metric      score\n"
