@@ -2,6 +2,7 @@
 // operations follows the Python code where it could matter.
 #include "models/caption_metrics.h"
 
+#include <cstdio>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -346,6 +347,16 @@ CaptionScoresPerImage score_raw_captions_per_image(
 CaptionScores score_raw_captions(const std::vector<std::string>& candidates,
                                  const std::vector<std::vector<std::string>>& references) {
     return score_raw_captions_per_image(candidates, references).corpus;
+}
+
+std::string format_score_table(const CaptionScores& scores) {
+  char buffer[256];
+  std::snprintf(buffer, sizeof buffer,
+                "  metric      score\n  BLEU-1      %.4f\n  BLEU-2      %.4f\n  BLEU-3      %.4f\n"
+                "  BLEU-4      %.4f\n  ROUGE-L     %.4f\n  CIDEr-D     %.4f\n",
+                scores.bleu[0], scores.bleu[1], scores.bleu[2], scores.bleu[3], scores.rouge_l,
+                scores.cider_d);
+  return buffer;
 }
 
 }  // namespace glimpse

@@ -34,6 +34,9 @@ struct CaptionScoresPerImage {
 
 // references[i] are image i's reference captions (at least one); candidates[i] its generated one.
 // Throws std::invalid_argument on mismatched sizes, an empty corpus or an image without references.
+// The scores as the tools print them: a "metric score" table, one metric a line, 4 decimals.
+std::string format_score_table(const CaptionScores& scores);
+
 CaptionScores score_captions(const std::vector<std::string>& candidates,
                              const std::vector<std::vector<std::string>>& references);
 CaptionScoresPerImage score_captions_per_image(

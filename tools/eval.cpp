@@ -109,13 +109,7 @@ int main(int argc, char** argv) {
     CaptionScores s = score_raw_captions(candidates, references);
     std::cout << std::fixed << std::setprecision(4) << "split " << split << ": " << candidates.size()
               << " images (" << (beam > 0 ? "beam " + std::to_string(beam) : std::string("greedy")) << ")\n"
-              << "  metric      score\n"
-              << "  BLEU-1      " << s.bleu[0] << "\n"
-              << "  BLEU-2      " << s.bleu[1] << "\n"
-              << "  BLEU-3      " << s.bleu[2] << "\n"
-              << "  BLEU-4      " << s.bleu[3] << "\n"
-              << "  ROUGE-L     " << s.rouge_l << "\n"
-              << "  CIDEr-D     " << s.cider_d << "\n";
+              << format_score_table(s);
     nlohmann::json result{{"split", split},
                           {"images", candidates.size()},
                           {"decoding", beam > 0 ? "beam" : "greedy"},

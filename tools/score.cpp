@@ -152,13 +152,7 @@ int main(int argc, char** argv) {
     const CaptionScores& s = scores.corpus;
     std::cout << std::fixed << std::setprecision(4) << "scored " << scored_keys.size() << " images (of "
               << image_order.size() << " in " << annotations_path << "; images without a result are not scored)\n"
-              << "  metric      score\n"
-              << "  BLEU-1      " << s.bleu[0] << "\n"
-              << "  BLEU-2      " << s.bleu[1] << "\n"
-              << "  BLEU-3      " << s.bleu[2] << "\n"
-              << "  BLEU-4      " << s.bleu[3] << "\n"
-              << "  ROUGE-L     " << s.rouge_l << "\n"
-              << "  CIDEr-D     " << s.cider_d << "\n";
+              << format_score_table(s);
     if (flags.given("out")) {
       json per_image = json::array();
       for (size_t i = 0; i < scored_keys.size(); ++i)
