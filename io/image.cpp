@@ -153,9 +153,12 @@ bool read_jpeg_header(JpegDecoder* decoder, const uint8_t* data, size_t size) {
   return true;
 }
 
-// Decodes into `rgb` (height * width * 3 bytes); `cmyk_row` (width * 4 bytes) is scratch space used
-// only for CMYK/YCCK files, which libjpeg can hand out as CMYK but not convert to RGB.
-bool decompress_jpeg(JpegDecoder* decoder, J_DCT_METHOD dct_method, uint8_t* rgb, uint8_t* cmyk_row) {
+// Decodes into `rgb`, which grows a row at a time (to height * width * 3 bytes): a tiny file
+// whose header declares 20000 x 20000 pixels fails at its first missing row (libjpeg's premature-
+// end warning is an error here) having allocated only the rows it really held, not 1.2 GB.
+// `cmyk_row` (width * 4 bytes) is scratch space used only for CMYK/YCCK files, which libjpeg can
+// hand out as CMYK but not convert to RGB.
+bool decompress_jpeg(JpegDecoder* decoder, J_DCT_METHOD dct_method, std::vector<uint8_t>& rgb, uint8_t* cmyk_row) {
   jpeg_decompress_struct* cinfo = &decoder->cinfo;
   if (setjmp(decoder->errors.jump)) return false;
   const bool is_cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
@@ -167,7 +170,9 @@ bool decompress_jpeg(JpegDecoder* decoder, J_DCT_METHOD dct_method, uint8_t* rgb
   jpeg_start_decompress(cinfo);
   const JDIMENSION width = cinfo->output_width;
   while (cinfo->output_scanline < cinfo->output_height) {
-    uint8_t* out_row = rgb + static_cast<size_t>(cinfo->output_scanline) * width * 3;
+    const size_t row_start = static_cast<size_t>(cinfo->output_scanline) * width * 3;
+    rgb.resize(row_start + static_cast<size_t>(width) * 3);  // geometric growth: amortised O(1)
+    uint8_t* out_row = rgb.data() + row_start;
     JSAMPROW target = is_cmyk ? cmyk_row : out_row;
     jpeg_read_scanlines(cinfo, &target, 1);
     if (!is_cmyk) continue;
@@ -213,14 +218,14 @@ Image decode_jpeg_for(const char* caller, const uint8_t* data, size_t size, cons
   image.height = static_cast<int>(height);
   image.width = static_cast<int>(width);
   image.channels = 3;
-  image.pixels.resize(static_cast<size_t>(height) * width * 3);
   std::vector<uint8_t> cmyk_row(static_cast<size_t>(width) * 4);
   const J_DCT_METHOD dct_method = dct == JpegDct::Fast ? JDCT_IFAST : JDCT_ISLOW;
-  if (!decompress_jpeg(&decoder, dct_method, image.pixels.data(), cmyk_row.data())) {
+  if (!decompress_jpeg(&decoder, dct_method, image.pixels, cmyk_row.data())) {
     fail(caller, name, describe_libjpeg_failure(decoder.errors));
   }
   // No scaling was requested, so libjpeg must hand back exactly the header's size.
-  if (decoder.cinfo.output_width != width || decoder.cinfo.output_height != height) {
+  if (decoder.cinfo.output_width != width || decoder.cinfo.output_height != height ||
+      image.pixels.size() != static_cast<size_t>(height) * width * 3) {
     fail(caller, name, "decoder produced an unexpected size");
   }
   return image;

@@ -2,6 +2,7 @@
 // compared with fixtures written by real TensorFlow (tests/golden/gen_image_fixtures.py); the damaged
 // files under tests/data/bad_images come from the same script.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -193,6 +194,28 @@ TEST_CASE("decode_jpeg works on memory and names the buffer in errors") {
       error_of([&] { decode_jpeg(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size() / 2, "buffer#1"); });
   CHECK(message.find("decode_jpeg: buffer#1") != std::string::npos);
   CHECK(message.find("truncated") != std::string::npos);
+}
+
+TEST_CASE("a tiny JPEG declaring 20000 x 20000 pixels fails without allocating the whole image") {
+  // The 37x45 file's start-of-frame header rewritten to 20000 x 20000: its data covers a few
+  // rows, then the decoder reports the premature end. The pixel buffer must only have grown by
+  // the rows decoded, not by the 1.2 GB the header declares (measured: peak memory before/after).
+  std::string bytes = read_bytes(kData + "/images/rgb_37x45.jpg");
+  const size_t sof = bytes.find("\xFF\xC0");
+  REQUIRE(sof != std::string::npos);
+  for (size_t field : {sof + 5, sof + 7}) {  // height, then width, big-endian
+    bytes[field] = static_cast<char>(20000 >> 8);
+    bytes[field + 1] = static_cast<char>(20000 & 0xFF);
+  }
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  const std::string message =
+      error_of([&] { decode_jpeg(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "declared-huge"); });
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  CHECK(message.find("decode_jpeg: declared-huge") != std::string::npos);
+  const long grown_kb = after.ru_maxrss - before.ru_maxrss;
+  CHECK_MESSAGE(grown_kb < 200 * 1024, "peak memory grew by " << grown_kb / 1024 << " MB");
 }
 
 TEST_CASE("damaged and hostile files are rejected with the file and the reason named") {
