@@ -426,7 +426,6 @@ H5File H5File::open_existing(const char* function, const std::string& path, bool
 
   htri_t signature = file_has_hdf5_signature(path);
   if (signature == 0) {
-    uintmax_t size = fs::file_size(path, error);
     H5Eclear2(H5E_DEFAULT);
     fail(where, size == 0 ? "not an HDF5 file (the file is empty)"
                           : "not an HDF5 file (no HDF5 signature in its first bytes)");
