@@ -1,7 +1,8 @@
 // The communicator of data-parallel training: N copies of the training program ("ranks"), each on
 // its own share of every batch, that must keep identical weights. Five operations are all the
 // training loop needs: who am I (rank, size), add up a buffer over all ranks (all-reduce sum or
-// average), copy a buffer from one rank to all (broadcast), and wait for everyone (barrier).
+// average), copy a buffer from one rank to all (broadcast), and wait for everyone (barrier);
+// cache_features also collects each rank's results on one rank (gather).
 //
 // Implementations, one file each (docs/distributed.md explains the choice):
 //   none  single_process.cpp    one process: every operation is the identity (rank 0 of 1).
@@ -47,6 +48,10 @@ class Communicator {
   // flags (doubles: exact for integers up to 2^53), and state digests (bytes).
   virtual void all_reduce_sum_host(double* data, size_t count) = 0;
   virtual void broadcast_host(void* data, size_t bytes, int root) = 0;
+  // Host floats from every rank to one: on `root`, recv[r * count .. (r + 1) * count) = rank r's
+  // send (recv holds size() * count floats there; it is not touched on the other ranks). What
+  // cache_features needs to write, on rank 0, the features every rank computed.
+  virtual void gather_host(const float* send, size_t count, float* recv, int root) = 0;
 
   // Ends the processes of every rank with `status`. A failure on one rank (a full disk on rank 0)
   // would otherwise leave the others waiting forever in their next collective operation.

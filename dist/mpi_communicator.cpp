@@ -98,6 +98,15 @@ class Mpi final : public Communicator {
       check(MPI_Bcast(static_cast<char*>(data) + offset, n, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
     });
   }
+  void gather_host(const float* send, size_t count, float* recv, int root) override {
+    // MPI_Gather places rank r's block at r * count in one call, so the count cannot be split
+    // into pieces as above; a block of 2^31 floats (8 GB) is far beyond any batch of features.
+    if (count > static_cast<size_t>(INT_MAX))
+      throw std::runtime_error("MPI gather: " + std::to_string(count) + " floats per rank is more than MPI's int count");
+    check(MPI_Gather(send, static_cast<int>(count), MPI_FLOAT, rank_ == root ? recv : nullptr,
+                     static_cast<int>(count), MPI_FLOAT, root, MPI_COMM_WORLD),
+          "MPI_Gather");
+  }
   [[noreturn]] void abort(int status) override {
     MPI_Abort(MPI_COMM_WORLD, status);
     std::_Exit(status);  // MPI_Abort does not return; this keeps [[noreturn]] honest if it did

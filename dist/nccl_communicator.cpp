@@ -59,6 +59,9 @@ class Nccl final : public Communicator {
   void barrier() override { host_->barrier(); }
   void all_reduce_sum_host(double* data, size_t count) override { host_->all_reduce_sum_host(data, count); }
   void broadcast_host(void* data, size_t bytes, int root) override { host_->broadcast_host(data, bytes, root); }
+  void gather_host(const float* send, size_t count, float* recv, int root) override {
+    host_->gather_host(send, count, recv, root);
+  }
   [[noreturn]] void abort(int status) override {
     // NCCL kernels waiting for a dead peer never finish: abort the communicator, then MPI.
     if (comm_) ncclCommAbort(comm_);

@@ -117,6 +117,16 @@ int check_comm(const std::string& backend) {
   if (rank == root) std::snprintf(text, sizeof text, "from rank %d", root);
   comm->broadcast_host(text, sizeof text, root);
   expect(std::string(text) == "from rank " + std::to_string(root), "broadcast_host delivers the root's bytes", rank);
+
+  // gather_host: each rank's block, in rank order, on the root only (the other ranks' recv stays
+  // untouched: it is filled with a sentinel here).
+  std::vector<float> gathered(static_cast<size_t>(size) * n, -7.0f);
+  comm->gather_host(mine.data(), n, gathered.data(), root);
+  bool gather_ok = true;
+  for (int r = 0; r < size; ++r)
+    for (size_t i = 0; i < n; ++i)
+      gather_ok = gather_ok && gathered[static_cast<size_t>(r) * n + i] == (rank == root ? value_at(r, i) : -7.0f);
+  expect(gather_ok, "gather_host puts each rank's block in rank order on the root only", rank);
   comm->barrier();
 
   // The verdict of every rank, summed with plain MPI.

@@ -14,6 +14,9 @@
 #                and resumed ends bit-identical to an uninterrupted 2-rank run
 #   uneven       unreadable images (ranks with fewer or no samples in a step) and a dataset that
 #                does not divide into global batches: the run finishes, on every rank
+#   feature_cache  cache_features on 2 ranks writes the file one process writes (same features,
+#                same order), with an unreadable image and an image count that does not divide
+#                into rounds; a 2-rank training run from that cache
 #
 # Exit status: 0 pass, 1 fail, 77 skip (mpirun missing; nccl_parity without GPU/NCCL).
 set -u
@@ -214,6 +217,35 @@ uneven)
   mpi 2 "$TOOLS/train" "${ARGS[@]}" --batch 3 --out "$WORK/odd" >"$WORK/odd.log" 2>&1 &&
     fail "--batch 3 on 2 ranks was accepted"
   grep -q "must divide among the 2 ranks" "$WORK/odd.log" || fail "no clear message for --batch 3: $(tail -3 "$WORK/odd.log")"
+  ;;
+
+feature_cache)
+  "$TOOLS/train" "${TINY[@]}" --train-images 23 --epochs 1 --batch 4 --max-steps 0 --out "$WORK/gen" >"$WORK/gen.log" 2>&1 ||
+    { cat "$WORK/gen.log"; fail "generating the dataset"; }
+  cp -r "$WORK/data" "$WORK/coco"
+  printf 'not a jpeg' >"$WORK/coco/images/train/000004.jpg"
+  # 23 training images plus the validation split, in rounds of 2 ranks x 3 images: the last
+  # round is partial and a rank encodes nothing in it. One unreadable image: cached blank, exit 1.
+  CACHE=(--data "$WORK/coco" --encoder tiny --image-size 64 --batch 3 --threads 1 --seed 4)
+  "$TOOLS/cache_features" "${CACHE[@]}" --out "$WORK/one.h5" >"$WORK/one.log" 2>&1
+  rc=$?
+  [ $rc -eq 1 ] || { tail -20 "$WORK/one.log"; fail "one process: status $rc, expected 1 (an unreadable image)"; }
+  mpi 2 "$TOOLS/cache_features" "${CACHE[@]}" --out "$WORK/two.h5" >"$WORK/two.log" 2>&1
+  rc=$?
+  [ $rc -eq 1 ] || { tail -20 "$WORK/two.log"; fail "2 ranks: status $rc, expected 1 (an unreadable image)"; }
+  grep -q "on 2 ranks" "$WORK/two.log" || fail "the 2-rank run did not say it shared the work: $(head -5 "$WORK/two.log")"
+  grep -q "^1 image(s) could not be read" "$WORK/two.log" || fail "the 2-rank run did not count the unreadable image once"
+  # Bit for bit: the same encoder, the same images per encoder call, in the same order.
+  echo "features and image ids, 1 process vs 2 ranks:"
+  "$COMPARE" "$WORK/one.h5" "$WORK/two.h5" 0 || fail "the 2-rank cache differs from one process's"
+  # A control: another seed (other encoder weights) must fail the comparison.
+  "$TOOLS/cache_features" "${CACHE[@]}" --seed 5 --out "$WORK/other.h5" >/dev/null 2>&1
+  "$COMPARE" "$WORK/one.h5" "$WORK/other.h5" 0 >/dev/null && fail "the comparison does not tell two encoders apart"
+  # The 2-rank cache trains a 2-rank run (the cache's weights match the seed-4 encoder).
+  mpi 2 "$TOOLS/train" --data "$WORK/coco" --encoder tiny --freeze-encoder --image-size 64 --units 16 --vocab-size 64 --max-len 24 \
+    --threads 1 --epochs 1 --batch 4 --seed 4 --feature-cache "$WORK/two.h5" --out "$WORK/run" >"$WORK/run.log" 2>&1 ||
+    { tail -20 "$WORK/run.log"; fail "2-rank training from the 2-rank cache"; }
+  grep -q "done after" "$WORK/run.log" || fail "training from the cache did not finish"
   ;;
 
 *)

@@ -1,6 +1,7 @@
 // Compares the tensors of two checkpoints (/model and /optimizer) within a tolerance, for runs
 // that should agree up to float rounding but not bit for bit (checkpoint_digest is the bit-exact
-// check): data-parallel training on N ranks against one process (tests/dist/).
+// check): data-parallel training on N ranks against one process (tests/dist/). Files without
+// those groups (feature caches) are compared dataset by dataset from the root.
 //
 //   checkpoint_compare A.h5 B.h5 RTOL [PREFIX]
 //
@@ -30,7 +31,7 @@ struct Worst {
 void compare_group(const H5File& a, const H5File& b, const std::string& group, const std::string& prefix,
                    double rtol, Worst& worst) {
   for (const H5Child& child : a.list(group)) {
-    const std::string path = group + "/" + child.name;
+    const std::string path = (group == "/" ? "" : group) + "/" + child.name;
     if (child.kind == H5ObjectKind::group) {
       compare_group(a, b, path, prefix, rtol, worst);
       continue;
@@ -75,8 +76,14 @@ int main(int argc, char** argv) {
   try {
     H5File a = H5File::open_read(argv[1]), b = H5File::open_read(argv[2]);
     Worst worst;
-    for (const char* group : {"/model", "/optimizer"})
-      if (a.exists(group)) compare_group(a, b, group, prefix, rtol, worst);
+    // A checkpoint's tensors are under /model and /optimizer; any other file (a feature cache) is
+    // compared whole.
+    if (a.exists("/model") || a.exists("/optimizer")) {
+      for (const char* group : {"/model", "/optimizer"})
+        if (a.exists(group)) compare_group(a, b, group, prefix, rtol, worst);
+    } else {
+      compare_group(a, b, "/", prefix, rtol, worst);
+    }
     if (worst.compared == 0) {
       std::cout << "no tensor under " << prefix << "\n";
       return 1;
