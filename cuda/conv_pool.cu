@@ -4,8 +4,8 @@
 // output windows that contain it and sums their contributions. No two threads write the same
 // element, so there are no atomics and the sums are deterministic.
 //
-// Window (oh, ow) covers input rows oh * SH - pad_top + [0, KH) and columns
-// ow * SW - pad_left + [0, KW). Cells outside the image are padding.
+// Window (oh, ow) covers input rows oh * SH - pad_top + kh * DH for kh in [0, KH), and columns
+// likewise. Cells outside the image are padding.
 #include <cmath>
 
 #include "cuda/kernel_decls.h"
@@ -31,12 +31,19 @@ __device__ inline WindowRange windows_containing(int64_t pos, int64_t pad, int64
   return {first, last_unclamped < out_size - 1 ? last_unclamped : out_size - 1};
 }
 
-// Number of real (non-padding) cells along one axis of window o.
-__device__ inline int64_t cells_in_window(int64_t o, int64_t pad, int64_t k, int64_t stride,
-                                          int64_t in_size) {
+// The divisor of average pooling along one axis of window o: its real (non-padding) cells, or
+// with include_pad its cells inside [-pad, in_size + pad_after) (as on the CPU).
+__device__ inline int64_t cells_in_window(int64_t o, int64_t pad, int64_t pad_after, int64_t k,
+                                          int64_t stride, int64_t in_size, bool include_pad) {
   const int64_t begin = o * stride - pad;
   const int64_t end = begin + k;
-  return (end < in_size ? end : in_size) - (begin > 0 ? begin : 0);
+  const int64_t lo = include_pad ? -pad : 0, hi = include_pad ? in_size + pad_after : in_size;
+  return (end < hi ? end : hi) - (begin > lo ? begin : lo);
+}
+
+__device__ inline int64_t pool_count(const Conv2dGeometry& g, int64_t oh, int64_t ow) {
+  return cells_in_window(oh, g.pad_top, g.pad_bottom, g.KH, g.SH, g.H, g.count_include_pad) *
+         cells_in_window(ow, g.pad_left, g.pad_right, g.KW, g.SW, g.W, g.count_include_pad);
 }
 
 // cols[(n, oh, ow), (kh, kw, c)] = x[n, h, w, c], or 0 in the padding.
@@ -56,8 +63,8 @@ struct Im2col {
     rest /= g.OW;
     const int64_t oh = rest % g.OH;
     const int64_t n = rest / g.OH;
-    const int64_t h = oh * g.SH - g.pad_top + kh;
-    const int64_t w = ow * g.SW - g.pad_left + kw;
+    const int64_t h = oh * g.SH - g.pad_top + kh * g.DH;
+    const int64_t w = ow * g.SW - g.pad_left + kw * g.DW;
     const bool inside = h >= 0 && h < g.H && w >= 0 && w < g.W;
     cols[i] = inside ? x[((n * g.H + h) * g.W + w) * g.C + c] : 0.0f;
   }
@@ -73,9 +80,27 @@ struct Col2im {
     const int64_t w = (i / g.C) % g.W;
     const int64_t h = (i / (g.C * g.W)) % g.H;
     const int64_t n = i / (g.C * g.W * g.H);
+    float total = 0.0f;
+    if (g.DH != 1 || g.DW != 1) {
+      // Dilated: each tap kh has its own output row (h + pad_top - kh * DH) / SH, when that
+      // divides evenly and is in range (as on the CPU).
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        const int64_t th = h + g.pad_top - kh * g.DH;
+        if (th < 0) break;
+        if (th % g.SH != 0 || th / g.SH >= g.OH) continue;
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const int64_t tw = w + g.pad_left - kw * g.DW;
+          if (tw < 0) break;
+          if (tw % g.SW != 0 || tw / g.SW >= g.OW) continue;
+          const int64_t patch = (n * g.OH + th / g.SH) * g.OW + tw / g.SW;
+          total += cols[(patch * g.KH * g.KW + kh * g.KW + kw) * g.C + c];
+        }
+      }
+      gx[i] += total;
+      return;
+    }
     const WindowRange rows = windows_containing(h, g.pad_top, g.KH, g.SH, g.OH);
     const WindowRange columns = windows_containing(w, g.pad_left, g.KW, g.SW, g.OW);
-    float total = 0.0f;
     for (int64_t oh = rows.first; oh <= rows.last; ++oh) {
       const int64_t kh = h + g.pad_top - oh * g.SH;
       for (int64_t ow = columns.first; ow <= columns.last; ++ow) {
@@ -105,10 +130,10 @@ struct MaxPool {
     float best = -INFINITY;
     int64_t best_index = -1;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t h = oh * g.SH - g.pad_top + kh;
+      const int64_t h = oh * g.SH - g.pad_top + kh * g.DH;
       if (h < 0 || h >= g.H) continue;
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int64_t w = ow * g.SW - g.pad_left + kw;
+        const int64_t w = ow * g.SW - g.pad_left + kw * g.DW;
         if (w < 0 || w >= g.W) continue;
         const int64_t index = (h * g.W + w) * g.C + c;
         const float v = image[index];
@@ -136,8 +161,10 @@ struct MaxPoolBackward {
     const int64_t c = i % g.C;
     const int64_t w = (i / g.C) % g.W;
     const int64_t h = (i / (g.C * g.W)) % g.H;
-    const WindowRange rows = windows_containing(h, g.pad_top, g.KH, g.SH, g.OH);
-    const WindowRange columns = windows_containing(w, g.pad_left, g.KW, g.SW, g.OW);
+    // The windows whose span (dilated extent) holds the cell; the argmax picks the right ones.
+    const WindowRange rows = windows_containing(h, g.pad_top, (g.KH - 1) * g.DH + 1, g.SH, g.OH);
+    const WindowRange columns =
+        windows_containing(w, g.pad_left, (g.KW - 1) * g.DW + 1, g.SW, g.OW);
     float total = 0.0f;
     for (int64_t oh = rows.first; oh <= rows.last; ++oh) {
       for (int64_t ow = columns.first; ow <= columns.last; ++ow) {
@@ -149,7 +176,8 @@ struct MaxPoolBackward {
   }
 };
 
-// Average over the real cells only (padding excluded from the count, as Keras does).
+// Average over the real cells only (padding excluded from the count, as Keras does), or with
+// count_include_pad over the explicitly padded window. No dilation.
 struct AvgPool {
   const float* x;
   float* y;
@@ -170,13 +198,11 @@ struct AvgPool {
         total += image[(h * g.W + w) * g.C + c];
       }
     }
-    const int64_t count = cells_in_window(oh, g.pad_top, g.KH, g.SH, g.H) *
-                          cells_in_window(ow, g.pad_left, g.KW, g.SW, g.W);
-    y[i] = total / static_cast<float>(count);
+    y[i] = total / static_cast<float>(pool_count(g, oh, ow));
   }
 };
 
-// gx[n, h, w, c] = sum over the windows containing the cell of gy / (real cells of the window).
+// gx[n, h, w, c] = sum over the windows containing the cell of gy / (the window's divisor).
 struct AvgPoolBackward {
   const float* gy;
   float* gx;
@@ -190,9 +216,8 @@ struct AvgPoolBackward {
     const WindowRange columns = windows_containing(w, g.pad_left, g.KW, g.SW, g.OW);
     float total = 0.0f;
     for (int64_t oh = rows.first; oh <= rows.last; ++oh) {
-      const int64_t window_rows = cells_in_window(oh, g.pad_top, g.KH, g.SH, g.H);
       for (int64_t ow = columns.first; ow <= columns.last; ++ow) {
-        const int64_t count = window_rows * cells_in_window(ow, g.pad_left, g.KW, g.SW, g.W);
+        const int64_t count = pool_count(g, oh, ow);
         total += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] / static_cast<float>(count);
       }
     }

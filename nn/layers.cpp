@@ -47,18 +47,79 @@ Tensor Dense::forward(const Tensor& x) const {
 }
 
 Conv2D::Conv2D(const std::string& name, int64_t cin, int64_t filters, int kh, int kw,
-               Generator& gen, int stride_, Padding padding_, bool bias_on, Activation act)
-    : Module(name), stride(stride_), padding(padding_), use_bias(bias_on), activation(act) {
-  register_parameter("kernel", kernel, init::glorot_uniform({kh, kw, cin, filters}, gen));
+               Generator& gen, int stride_, Padding padding_, bool bias_on, Activation act,
+               int dilation_h_, int dilation_w_, int groups_)
+    : Module(name),
+      stride(stride_),
+      padding(padding_),
+      use_bias(bias_on),
+      activation(act),
+      dilation_h(dilation_h_),
+      dilation_w(dilation_w_),
+      groups(groups_) {
+  if (groups <= 0 || cin % groups != 0 || filters % groups != 0)
+    throw std::invalid_argument("Conv2D '" + name + "': groups (" + std::to_string(groups) +
+                                ") must be positive and divide both the input channels (" +
+                                std::to_string(cin) + ") and filters (" + std::to_string(filters) +
+                                ")");
+  register_parameter("kernel", kernel,
+                     init::glorot_uniform({kh, kw, cin / groups, filters}, gen));
   if (use_bias) register_parameter("bias", bias, init::zeros({filters}));
+}
+
+Conv2dOptions Conv2D::options() const {
+  Conv2dOptions o;
+  o.stride_h = o.stride_w = stride;
+  o.padding = padding;
+  o.dilation_h = dilation_h;
+  o.dilation_w = dilation_w;
+  o.groups = groups;
+  return o;
 }
 
 Tensor Conv2D::forward(const Tensor& x) const {
   // The bias (and a ReLU) ride in the convolution's epilogue when no gradients are needed.
   if (use_bias && (activation == Activation::None || activation == Activation::Relu))
-    return conv2d_bias_activation(x, kernel, bias, stride, stride, padding,
-                                  activation == Activation::Relu);
-  Tensor y = conv2d(x, kernel, stride, stride, padding);
+    return conv2d_bias_activation(x, kernel, bias, options(), activation == Activation::Relu);
+  Tensor y = conv2d(x, kernel, options());
+  if (use_bias) y = add(y, bias);
+  return apply_activation(y, activation);
+}
+
+DepthwiseConv2D::DepthwiseConv2D(const std::string& name, int64_t cin, int kh, int kw,
+                                 Generator& gen, int stride_, Padding padding_,
+                                 int64_t multiplier, bool bias_on, Activation act,
+                                 int dilation_h_, int dilation_w_)
+    : Module(name),
+      stride(stride_),
+      padding(padding_),
+      depth_multiplier(multiplier),
+      use_bias(bias_on),
+      activation(act),
+      dilation_h(dilation_h_),
+      dilation_w(dilation_w_) {
+  if (multiplier <= 0)
+    throw std::invalid_argument("DepthwiseConv2D '" + name + "': depth_multiplier must be "
+                                "positive, got " + std::to_string(multiplier));
+  register_parameter("depthwise_kernel", depthwise_kernel,
+                     init::glorot_uniform({kh, kw, cin, multiplier}, gen));
+  if (use_bias) register_parameter("bias", bias, init::zeros({cin * multiplier}));
+}
+
+Tensor DepthwiseConv2D::forward(const Tensor& x) const {
+  // A convolution with one group per input channel: the kernel (kh, kw, cin, m) read as
+  // (kh, kw, 1, cin * m) puts channel c's filters at outputs c * m + m', Keras's order.
+  const Shape& k = depthwise_kernel.shape();
+  Conv2dOptions o;
+  o.stride_h = o.stride_w = stride;
+  o.padding = padding;
+  o.dilation_h = dilation_h;
+  o.dilation_w = dilation_w;
+  o.groups = static_cast<int>(k[2]);
+  Tensor kernel = reshape(depthwise_kernel, {k[0], k[1], 1, k[2] * k[3]});
+  if (use_bias && (activation == Activation::None || activation == Activation::Relu))
+    return conv2d_bias_activation(x, kernel, bias, o, activation == Activation::Relu);
+  Tensor y = conv2d(x, kernel, o);
   if (use_bias) y = add(y, bias);
   return apply_activation(y, activation);
 }

@@ -29,20 +29,47 @@ class Dense : public Module {
   bool use_bias;
 };
 
-// Conv2D, NHWC, kernel (kh, kw, cin, cout), glorot_uniform; optional bias (zeros).
+// Conv2D, NHWC, kernel (kh, kw, cin / groups, cout), glorot_uniform; optional bias (zeros).
+// dilation_rate and groups as Keras's (groups must divide cin and filters).
 class Conv2D : public Module {
  public:
   Conv2D(const std::string& name, int64_t in_channels, int64_t filters, int kernel_h, int kernel_w,
          Generator& gen, int stride = 1, Padding padding = Padding::Same, bool use_bias = true,
-         Activation activation = Activation::None);
+         Activation activation = Activation::None, int dilation_h = 1, int dilation_w = 1,
+         int groups = 1);
   std::string type_name() const override { return "Conv2D"; }
   Tensor forward(const Tensor& x) const;
+  Conv2dOptions options() const;
 
   Tensor kernel, bias;
   int stride;
   Padding padding;
   bool use_bias;
   Activation activation;
+  int dilation_h, dilation_w, groups;
+};
+
+// DepthwiseConv2D (Keras): each input channel convolved with its own depth_multiplier filters;
+// output channel c * depth_multiplier + m comes from input channel c. Weights "depthwise_kernel"
+// (kh, kw, cin, depth_multiplier), glorot_uniform, and an optional "bias" (cin * multiplier,
+// zeros). Keras's defaults: stride 1, valid padding (unlike Conv2D here, whose default is same).
+class DepthwiseConv2D : public Module {
+ public:
+  DepthwiseConv2D(const std::string& name, int64_t in_channels, int kernel_h, int kernel_w,
+                  Generator& gen, int stride = 1, Padding padding = Padding::Valid,
+                  int64_t depth_multiplier = 1, bool use_bias = true,
+                  Activation activation = Activation::None, int dilation_h = 1,
+                  int dilation_w = 1);
+  std::string type_name() const override { return "DepthwiseConv2D"; }
+  Tensor forward(const Tensor& x) const;
+
+  Tensor depthwise_kernel, bias;
+  int stride;
+  Padding padding;
+  int64_t depth_multiplier;
+  bool use_bias;
+  Activation activation;
+  int dilation_h, dilation_w;
 };
 
 // BatchNormalization over the last axis: epsilon 1e-3, momentum 0.99, optional gamma (scale) and

@@ -393,7 +393,10 @@ void gemm_packed_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, con
            threads);
 }
 
-bool conv_packed_supported(const Conv2dGeometry& g) { return g.C >= kMinSegment; }
+// ConvRows reads a window row's cells as one run, which a dilated window is not.
+bool conv_packed_supported(const Conv2dGeometry& g) {
+  return g.C >= kMinSegment && g.DH == 1 && g.DW == 1;
+}
 
 template <class T>
 void conv_packed(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64_t pixels,

@@ -45,7 +45,8 @@ void gemm_packed_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, con
 // geometry g (rows: output pixels; columns: (kh, kw, c), zeros over the padding), of which rows
 // [first_pixel, first_pixel + pixels) are multiplied into C rows [0, pixels); B is the kernel as
 // [KH*KW*C, N] in packed form; bias, residual, relu and threads as above. Only for geometries where
-// conv_packed_supported (enough input channels that a window cell is a useful run of values).
+// conv_packed_supported (enough input channels that a window cell is a useful run of values, and
+// no dilation).
 bool conv_packed_supported(const Conv2dGeometry& g);
 template <class T>
 void conv_packed(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64_t pixels,

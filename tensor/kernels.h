@@ -46,14 +46,21 @@ struct StridedLayout {
   int64_t strides[kMaxRank] = {};
 };
 
-// NHWC convolution / pooling geometry, padding already resolved (TF SAME may be asymmetric:
-// pad_top/pad_left are the "before" amounts; the "after" amounts are implied by OH/OW).
+// NHWC convolution / pooling geometry, padding already resolved (tensor/conv_geometry.h):
+// pad_top/pad_left are the "before" amounts; the "after" amounts are implied by OH/OW. Window
+// (oh, ow) covers input rows oh * SH - pad_top + kh * DH for kh in [0, KH), columns likewise.
 struct Conv2dGeometry {
   int64_t N, H, W, C;      // input
   int64_t KH, KW;          // window
   int64_t SH, SW;          // strides
   int64_t pad_top, pad_left;
   int64_t OH, OW;          // output spatial size
+  // Defaulted, so that the twelve values above still describe an undilated convolution.
+  int64_t DH = 1, DW = 1;  // dilation (convolution and max pooling)
+  // Average pooling only: with count_include_pad the divisor counts the window's cells inside
+  // [-pad_top, H + pad_bottom) x [-pad_left, W + pad_right); otherwise only the real cells.
+  int64_t pad_bottom = 0, pad_right = 0;
+  bool count_include_pad = false;
 };
 
 // Memory and copies: one per device, not templated.
@@ -142,7 +149,8 @@ struct Kernels {
 
   // Pooling (output channels = C). Max: padded cells are -inf; argmax holds the flat input index
   // (within the image: (h * W + w) * C + c), or is null when no backward will need it (inference).
-  // Average: divides by the count of real cells.
+  // Average: divides by the count of real cells, or with g.count_include_pad by the window's cells
+  // inside the explicitly padded input. Average pooling takes no dilation (DH = DW = 1).
   void (*max_pool)(const T* x, T* y, int32_t* argmax, const Conv2dGeometry& g);
   void (*max_pool_backward)(const T* gy, const int32_t* argmax, T* gx, const Conv2dGeometry& g);
   void (*avg_pool)(const T* x, T* y, const Conv2dGeometry& g);

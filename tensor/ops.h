@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "tensor/conv_geometry.h"
 #include "tensor/tensor.h"
 
 namespace glimpse {
@@ -94,19 +95,32 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 Tensor dropout(const Tensor& x, double rate, uint64_t seed, uint64_t offset = 0);
 
 // ---- convolution and pooling (ops_conv.cpp) --------------------------------------------------------
-enum class Padding { Same, Valid };
-const char* padding_name(Padding padding);
-// TF padding arithmetic: output size and the "before" padding (SAME puts the odd pixel after).
-struct PaddingPlan { int64_t out, pad_before; };
-PaddingPlan plan_padding(int64_t in, int64_t kernel, int64_t stride, Padding padding);
+// The padding model (explicit (before, after) pairs; Keras same/valid, ONNX SAME_LOWER and pads,
+// PyTorch symmetric padding as ways to compute them), Conv2dOptions and Pool2dOptions, and how
+// ONNX's Conv / MaxPool / AveragePool attributes map onto them: tensor/conv_geometry.h.
+// A Padding (Same/Valid) converts to a Padding2d wherever one is taken.
+// ONNX in short (NCHW -> NHWC; Conv weight [COUT, CIN/group, KH, KW] -> [KH, KW, CIN/group, COUT]):
+//   pads [t, l, b, r]        -> padding = Padding2d::onnx(pads)
+//   auto_pad SAME_UPPER      -> Padding2d::same();  SAME_LOWER -> Padding2d::same_lower();
+//   auto_pad VALID           -> Padding2d::valid()
+//   strides, dilations       -> stride_h/w, dilation_h/w (pooling: dilation for MaxPool only)
+//   group                    -> Conv2dOptions::groups
+//   ceil_mode, count_include_pad -> Pool2dOptions::ceil_mode, ::count_include_pad
+//   kernel_shape (pooling)   -> pool_h, pool_w
 
-// x [N, H, W, C], kernel [KH, KW, C, COUT] -> [N, OH, OW, COUT]. 1x1 stride-1 convs are one GEMM.
-Tensor conv2d(const Tensor& x, const Tensor& kernel, int stride_h, int stride_w, Padding padding);
+// x [N, H, W, C], kernel [KH, KW, C / groups, COUT] -> [N, OH, OW, COUT]. 1x1 stride-1 convs are
+// one GEMM; a grouped conv is one convolution per group.
+Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& options);
+Tensor conv2d(const Tensor& x, const Tensor& kernel, int stride_h, int stride_w,
+              const Padding2d& padding);
 // relu?(residual + conv2d(x, kernel) + bias), bias [COUT], residual (optional) shaped like the
 // output: the inference form, which starts each slice of the output from residual + bias and
 // applies the ReLU while the slice is in cache. With gradients it is the composed ops.
 Tensor conv2d_bias_activation(const Tensor& x, const Tensor& kernel, const Tensor& bias,
-                              int stride_h, int stride_w, Padding padding, bool relu,
+                              const Conv2dOptions& options, bool relu,
+                              const Tensor& residual = Tensor());
+Tensor conv2d_bias_activation(const Tensor& x, const Tensor& kernel, const Tensor& bias,
+                              int stride_h, int stride_w, const Padding2d& padding, bool relu,
                               const Tensor& residual = Tensor());
 // A convolution kernel copied once into the CPU's packed GEMM layout (tensor/cpu_packed_gemm.h),
 // for a frozen network run many times: the product then skips the per-call copy of the kernel
@@ -119,14 +133,18 @@ struct PackedConvKernel {
 };
 PackedConvKernel pack_conv_kernel(const Tensor& kernel);
 // conv2d_bias_activation with a packed kernel: the same result, up to rounding. Inference only:
-// no input may require gradients.
+// no input may require gradients. Undilated and ungrouped.
 Tensor conv2d_bias_activation(const Tensor& x, const PackedConvKernel& kernel, const Tensor& bias,
-                              int stride_h, int stride_w, Padding padding, bool relu,
+                              int stride_h, int stride_w, const Padding2d& padding, bool relu,
                               const Tensor& residual = Tensor());
+// Pooling windows of pool_h x pool_w. Max pooling ignores padding (as -inf); average pooling
+// divides by the real cells, or with options.count_include_pad by the padded window's cells.
+Tensor max_pool2d(const Tensor& x, int pool_h, int pool_w, const Pool2dOptions& options);
+Tensor avg_pool2d(const Tensor& x, int pool_h, int pool_w, const Pool2dOptions& options);
 Tensor max_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,
-                  Padding padding);
+                  const Padding2d& padding);
 Tensor avg_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int stride_w,
-                  Padding padding);
+                  const Padding2d& padding);
 
 // ---- recurrent (ops_gru.cpp) ------------------------------------------------------------------------
 // The whole Keras GRU (reset_after, gates z, r, h) over a sequence as ONE op:

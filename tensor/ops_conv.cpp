@@ -1,4 +1,5 @@
-// Convolution (im2col + GEMM, NHWC, Keras kernel layout) and 2D pooling, TF padding semantics.
+// Convolution (im2col + GEMM, NHWC, Keras kernel layout) and 2D pooling; the padding arithmetic is
+// in conv_geometry.cpp.
 #include <omp.h>
 
 #include <algorithm>
@@ -16,51 +17,59 @@ using detail::dispatch_float;
 using detail::fail;
 using detail::kernels_for;
 
-const char* padding_name(Padding padding) { return padding == Padding::Same ? "same" : "valid"; }
-
-PaddingPlan plan_padding(int64_t in, int64_t kernel, int64_t stride, Padding padding) {
-  if (padding == Padding::Valid) {
-    // out = floor((in - k) / s) + 1; trailing pixels that do not fit are dropped.
-    if (in < kernel) return {0, 0};
-    return {(in - kernel) / stride + 1, 0};
-  }
-  // SAME: out = ceil(in / s); the odd padding pixel goes after (bottom/right), as TF does.
-  const int64_t out = (in + stride - 1) / stride;
-  const int64_t total = std::max<int64_t>(0, (out - 1) * stride + kernel - in);
-  return {out, total / 2};
-}
-
 namespace {
 
-Conv2dGeometry make_geometry(const char* op, const Tensor& x, int64_t kh, int64_t kw, int sh,
-                             int sw, Padding padding) {
+// The window's shape and placement, as the options give them.
+struct Window {
+  int64_t kh, kw;
+  int sh, sw;
+  int dh = 1, dw = 1;
+  const Padding2d& padding;
+  bool ceil_mode = false;
+};
+
+Conv2dGeometry make_geometry(const char* op, const Tensor& x, const Window& win) {
   check_float(op, x, "input");
   if (x.rank() != 4) fail(op, "input must be NHWC (rank 4), got shape ", shape_str(x.shape()));
-  if (sh <= 0 || sw <= 0) fail(op, "strides must be positive, got ", sh, "x", sw);
-  if (kh <= 0 || kw <= 0) fail(op, "window must be positive, got ", kh, "x", kw);
+  if (win.sh <= 0 || win.sw <= 0) fail(op, "strides must be positive, got ", win.sh, "x", win.sw);
+  if (win.kh <= 0 || win.kw <= 0) fail(op, "window must be positive, got ", win.kh, "x", win.kw);
+  if (win.dh <= 0 || win.dw <= 0)
+    fail(op, "dilation must be positive, got ", win.dh, "x", win.dw);
+  const Padding2d& p = win.padding;
+  if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0)
+    fail(op, "padding must not be negative, got ", p.str());
   Conv2dGeometry g{};
   g.N = x.shape()[0];
   g.H = x.shape()[1];
   g.W = x.shape()[2];
   g.C = x.shape()[3];
-  g.KH = kh;
-  g.KW = kw;
-  g.SH = sh;
-  g.SW = sw;
-  PaddingPlan ph = plan_padding(g.H, kh, sh, padding);
-  PaddingPlan pw = plan_padding(g.W, kw, sw, padding);
+  g.KH = win.kh;
+  g.KW = win.kw;
+  g.SH = win.sh;
+  g.SW = win.sw;
+  g.DH = win.dh;
+  g.DW = win.dw;
+  const PaddingPlan ph = plan_padding(g.H, g.KH, g.SH, g.DH, p, 0, win.ceil_mode);
+  const PaddingPlan pw = plan_padding(g.W, g.KW, g.SW, g.DW, p, 1, win.ceil_mode);
   g.OH = ph.out;
   g.OW = pw.out;
   g.pad_top = ph.pad_before;
   g.pad_left = pw.pad_before;
+  g.pad_bottom = ph.pad_after;
+  g.pad_right = pw.pad_after;
   if (g.OH <= 0 || g.OW <= 0)
-    fail(op, "a ", kh, "x", kw, " window with ", padding_name(padding),
-         " padding does not fit input ", shape_str(x.shape()));
+    fail(op, "a ", win.kh, "x", win.kw, " window",
+         win.dh != 1 || win.dw != 1
+             ? " dilated " + std::to_string(win.dh) + "x" + std::to_string(win.dw)
+             : std::string(),
+         " with ", p.str(), " padding does not fit input ", shape_str(x.shape()));
   return g;
 }
 
+// x itself is the patch matrix: a 1x1 window, stride 1 and nothing padded.
 bool is_pointwise(const Conv2dGeometry& g) {
-  return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1;
+  return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.OH == g.H && g.OW == g.W &&
+         g.pad_top == 0 && g.pad_left == 0;
 }
 
 // The profiler's row label of a convolution or pooling: "1x17x17x1088 k1x1/1 -> 192".
@@ -161,8 +170,11 @@ void for_each_piece(const Conv2dGeometry& g, int64_t row_begin, int64_t row_end,
       row += images * g.OH;
     } else {  // output rows [oh, oh_end) of image n
       const int64_t oh_end = std::min(g.OH, oh + (row_end - row));
-      const int64_t first_input_row = std::max<int64_t>(0, oh * g.SH - g.pad_top);
-      const int64_t end_input_row = std::min(g.H, (oh_end - 1) * g.SH - g.pad_top + g.KH);
+      // Clamped to the input: with explicit padding wider than the window, whole rows of
+      // windows may lie in the padding below it (then the piece has no input rows at all).
+      const int64_t first_input_row = std::clamp<int64_t>(oh * g.SH - g.pad_top, 0, g.H);
+      const int64_t end_input_row =
+          std::min(g.H, (oh_end - 1) * g.SH - g.pad_top + (g.KH - 1) * g.DH + 1);
       piece.g.N = 1;
       piece.g.OH = oh_end - oh;
       piece.g.pad_top = g.pad_top - oh * g.SH + first_input_row;
@@ -316,23 +328,48 @@ struct ConvArgs {
   int64_t COUT;
 };
 
-// `kernel` holds the weights: the kernel itself, or its packed form.
+// `kernel` holds the weights: the kernel itself, or its packed form. For a grouped convolution
+// the geometry is one group's: C is the channels of one group, and COUT all the output channels.
 ConvArgs check_conv(const char* name, const Tensor& x, const Tensor& kernel,
-                    const Shape& kernel_shape, int sh, int sw, Padding padding) {
+                    const Shape& kernel_shape, const Conv2dOptions& o) {
   check_float(name, kernel, "kernel");
   if (kernel_shape.size() != 4)
-    fail(name, "kernel must be (kh, kw, cin, cout), got shape ", shape_str(kernel_shape));
-  Conv2dGeometry g = make_geometry(name, x, kernel_shape[0], kernel_shape[1], sh, sw, padding);
+    fail(name, "kernel must be (kh, kw, cin / groups, cout), got shape ", shape_str(kernel_shape));
+  if (o.groups <= 0) fail(name, "groups must be positive, got ", o.groups);
+  Conv2dGeometry g = make_geometry(
+      name, x,
+      Window{kernel_shape[0], kernel_shape[1], o.stride_h, o.stride_w, o.dilation_h, o.dilation_w,
+             o.padding});
   check_same_dtype_device(name, x, kernel);
-  if (kernel_shape[2] != g.C)
+  if (g.C % o.groups != 0)
+    fail(name, "the input's ", g.C, " channels (", shape_str(x.shape()),
+         ") do not split into ", o.groups, " groups");
+  if (kernel_shape[3] % o.groups != 0)
+    fail(name, "kernel ", shape_str(kernel_shape), " has ", kernel_shape[3],
+         " output channels, which do not split into ", o.groups, " groups");
+  if (kernel_shape[2] * o.groups != g.C) {
+    if (o.groups == 1)
+      fail(name, "kernel ", shape_str(kernel_shape), " expects ", kernel_shape[2],
+           " input channels but the input ", shape_str(x.shape()), " has ", g.C);
     fail(name, "kernel ", shape_str(kernel_shape), " expects ", kernel_shape[2],
-         " input channels but the input ", shape_str(x.shape()), " has ", g.C);
+         " input channels per group, but the input ", shape_str(x.shape()), " has ", g.C,
+         " channels in ", o.groups, " groups");
+  }
+  g.C = kernel_shape[2];
   return {g, kernel_shape[3]};
 }
 
-ConvArgs check_conv(const char* name, const Tensor& x, const Tensor& kernel, int sh, int sw,
-                    Padding padding) {
-  return check_conv(name, x, kernel, kernel.shape(), sh, sw, padding);
+ConvArgs check_conv(const char* name, const Tensor& x, const Tensor& kernel,
+                    const Conv2dOptions& options) {
+  return check_conv(name, x, kernel, kernel.shape(), options);
+}
+
+Conv2dOptions conv_options(int sh, int sw, const Padding2d& padding) {
+  Conv2dOptions o;
+  o.stride_h = sh;
+  o.stride_w = sw;
+  o.padding = padding;
+  return o;
 }
 
 void check_bias_residual(const char* name, const ConvArgs& args, const Tensor& x,
@@ -376,9 +413,27 @@ Tensor fused_conv_forward(const char* name, const ConvArgs& args, const Tensor& 
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding padding) {
+Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, const Padding2d& padding) {
+  return conv2d(x_in, kernel, conv_options(sh, sw, padding));
+}
+
+Tensor conv2d(const Tensor& x_in, const Tensor& kernel, const Conv2dOptions& options) {
   const char* name = "conv2d";
-  const ConvArgs args = check_conv(name, x_in, kernel, sh, sw, padding);
+  const ConvArgs args = check_conv(name, x_in, kernel, options);
+  if (options.groups > 1) {
+    // One convolution per group on its slice of the channels; slice and concat carry the
+    // gradients back to x and the kernel.
+    const int64_t cin = args.g.C, cout = args.COUT / options.groups;
+    Conv2dOptions one = options;
+    one.groups = 1;
+    std::vector<Tensor> outputs;
+    outputs.reserve(static_cast<size_t>(options.groups));
+    for (int64_t group = 0; group < options.groups; ++group) {
+      outputs.push_back(conv2d(slice(x_in, 3, group * cin, (group + 1) * cin),
+                               slice(kernel, 3, group * cout, (group + 1) * cout), one));
+    }
+    return concat(outputs, 3);
+  }
   const Conv2dGeometry g = args.g;
   const int64_t COUT = args.COUT;
   const int64_t rows = g.N * g.OH * g.OW, depth = g.KH * g.KW * g.C;
@@ -445,12 +500,21 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, Padding 
 }
 
 Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Tensor& bias, int sh,
-                              int sw, Padding padding, bool relu_after, const Tensor& residual) {
+                              int sw, const Padding2d& padding, bool relu_after,
+                              const Tensor& residual) {
+  return conv2d_bias_activation(x_in, kernel, bias, conv_options(sh, sw, padding), relu_after,
+                                residual);
+}
+
+Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Tensor& bias,
+                              const Conv2dOptions& options, bool relu_after,
+                              const Tensor& residual) {
   const char* name = "conv2d_bias_activation";
-  const ConvArgs args = check_conv(name, x_in, kernel, sh, sw, padding);
+  const ConvArgs args = check_conv(name, x_in, kernel, options);
   check_bias_residual(name, args, x_in, bias, residual, kernel.shape());
-  if (any_requires_grad({x_in, kernel, bias, residual})) {  // training: the differentiable ops
-    Tensor y = add(conv2d(x_in, kernel, sh, sw, padding), bias);
+  // Training, or a grouped convolution (one per group, concatenated): the composed ops.
+  if (options.groups > 1 || any_requires_grad({x_in, kernel, bias, residual})) {
+    Tensor y = add(conv2d(x_in, kernel, options), bias);
     if (residual.defined()) y = add(residual, y);
     return relu_after ? relu(y) : y;
   }
@@ -480,11 +544,12 @@ PackedConvKernel pack_conv_kernel(const Tensor& kernel_in) {
 }
 
 Tensor conv2d_bias_activation(const Tensor& x_in, const PackedConvKernel& kernel, const Tensor& bias,
-                              int sh, int sw, Padding padding, bool relu_after,
+                              int sh, int sw, const Padding2d& padding, bool relu_after,
                               const Tensor& residual) {
   const char* name = "conv2d_bias_activation (packed kernel)";
   if (!kernel.defined()) fail(name, "the packed kernel is empty (see pack_conv_kernel)");
-  const ConvArgs args = check_conv(name, x_in, kernel.packed, kernel.kernel_shape, sh, sw, padding);
+  const ConvArgs args =
+      check_conv(name, x_in, kernel.packed, kernel.kernel_shape, conv_options(sh, sw, padding));
   const int64_t depth = args.g.KH * args.g.KW * args.g.C;
   dispatch_float(name, kernel.packed.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -499,9 +564,47 @@ Tensor conv2d_bias_activation(const Tensor& x_in, const PackedConvKernel& kernel
   return fused_conv_forward(name, args, x_in, Tensor(), kernel.packed, bias, relu_after, residual);
 }
 
-Tensor max_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, Padding padding) {
+namespace {
+
+Pool2dOptions pool_options(int sh, int sw, const Padding2d& padding) {
+  Pool2dOptions o;
+  o.stride_h = sh;
+  o.stride_w = sw;
+  o.padding = padding;
+  return o;
+}
+
+Conv2dGeometry pool_geometry(const char* name, const Tensor& x, int ph, int pw,
+                             const Pool2dOptions& o) {
+  Conv2dGeometry g = make_geometry(
+      name, x,
+      Window{ph, pw, o.stride_h, o.stride_w, o.dilation_h, o.dilation_w, o.padding, o.ceil_mode});
+  // A window wholly inside the padding would have nothing to pool (PyTorch refuses any padding
+  // over half the window; ONNX says nothing).
+  const int64_t extent_h = (g.KH - 1) * g.DH + 1, extent_w = (g.KW - 1) * g.DW + 1;
+  if (g.pad_top >= extent_h || g.pad_bottom >= extent_h || g.pad_left >= extent_w ||
+      g.pad_right >= extent_w)
+    fail(name, "padding ", o.padding.str(), " reaches past a ", ph, "x", pw,
+         " window: a window in the padding alone would pool nothing");
+  g.count_include_pad = o.count_include_pad;
+  return g;
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, const Padding2d& padding) {
+  return max_pool2d(x_in, ph, pw, pool_options(sh, sw, padding));
+}
+
+Tensor avg_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, const Padding2d& padding) {
+  return avg_pool2d(x_in, ph, pw, pool_options(sh, sw, padding));
+}
+
+Tensor max_pool2d(const Tensor& x_in, int ph, int pw, const Pool2dOptions& options) {
   const char* name = "max_pool2d";
-  Conv2dGeometry g = make_geometry(name, x_in, ph, pw, sh, sw, padding);
+  if (options.count_include_pad)
+    fail(name, "count_include_pad is an option of average pooling; max pooling ignores padding");
+  Conv2dGeometry g = pool_geometry(name, x_in, ph, pw, options);
   Tensor x = x_in.contiguous().detach();
   Tensor out = Tensor::empty({g.N, g.OH, g.OW, g.C}, x.dtype(), x.device());
   // Where each maximum came from, for the backward; not computed when there is none.
@@ -530,9 +633,12 @@ Tensor max_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, Padding pa
   return out;
 }
 
-Tensor avg_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, Padding padding) {
+Tensor avg_pool2d(const Tensor& x_in, int ph, int pw, const Pool2dOptions& options) {
   const char* name = "avg_pool2d";
-  Conv2dGeometry g = make_geometry(name, x_in, ph, pw, sh, sw, padding);
+  if (options.dilation_h != 1 || options.dilation_w != 1)
+    fail(name, "dilation is supported for max pooling only, got ", options.dilation_h, "x",
+         options.dilation_w);
+  Conv2dGeometry g = pool_geometry(name, x_in, ph, pw, options);
   Tensor x = x_in.contiguous().detach();
   Tensor out = Tensor::empty({g.N, g.OH, g.OW, g.C}, x.dtype(), x.device());
   {

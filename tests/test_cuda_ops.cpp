@@ -123,6 +123,34 @@ TEST_CASE("every op on the GPU matches the CPU, forward and backward") {
       compare_devices("avg_pool2d", [&](auto& x) { return avg_pool2d(x[0], 3, 3, s, s, p); }, {rnd({2, 7, 6, 3}, g)});
     }
   compare_devices("conv2d 1x1", [](auto& x) { return conv2d(x[0], x[1], 1, 1, Padding::Same); }, {rnd({2, 5, 5, 6}, g), rnd({1, 1, 6, 4}, g)});
+  {
+    // The options beyond Keras's same/valid: explicit pads, SAME_LOWER, dilation, groups,
+    // depthwise, ceil_mode and count_include_pad.
+    Conv2dOptions o;
+    o.padding = Padding2d::explicit_pads(2, 0, 1, 3);
+    o.dilation_h = 2;
+    o.stride_w = 2;
+    compare_devices("conv2d pads + dilation", [&](auto& x) { return conv2d(x[0], x[1], o); }, {rnd({2, 9, 8, 3}, g), rnd({3, 2, 3, 4}, g)});
+    o = Conv2dOptions();
+    o.padding = Padding2d::same_lower();
+    o.groups = 2;
+    o.stride_h = o.stride_w = 2;
+    compare_devices("conv2d groups", [&](auto& x) { return conv2d(x[0], x[1], o); }, {rnd({2, 7, 6, 4}, g), rnd({3, 3, 2, 6}, g)});
+    o.groups = 4;
+    o.dilation_h = o.dilation_w = 2;
+    o.stride_h = o.stride_w = 1;
+    compare_devices("conv2d depthwise", [&](auto& x) { return conv2d(x[0], x[1], o); }, {rnd({2, 7, 6, 4}, g), rnd({3, 3, 1, 8}, g)});
+    Pool2dOptions p;
+    p.stride_h = p.stride_w = 2;
+    p.padding = Padding2d::explicit_pads(1, 0, 2, 1);
+    p.ceil_mode = true;
+    compare_devices("avg_pool2d ceil_mode", [&](auto& x) { return avg_pool2d(x[0], 3, 3, p); }, {rnd({2, 7, 6, 3}, g)});
+    p.count_include_pad = true;
+    compare_devices("avg_pool2d count_include_pad", [&](auto& x) { return avg_pool2d(x[0], 3, 3, p); }, {rnd({2, 7, 6, 3}, g)});
+    p.count_include_pad = false;
+    p.dilation_h = 2;
+    compare_devices("max_pool2d dilated ceil_mode", [&](auto& x) { return max_pool2d(x[0], 3, 3, p); }, {rnd({2, 9, 6, 3}, g)});
+  }
   compare_devices("gru_sequence", [](auto& x) {
     auto [seq, state] = gru_sequence(x[0], x[1], x[2], x[3], x[4]);
     return add(sum(seq, {1}), state);

@@ -996,6 +996,96 @@ TEST_CASE("cuda parity: im2col and col2im") {
   }
 }
 
+// Geometries with what Keras's same/valid never produce: dilation, explicit and asymmetric
+// padding, windows hanging past the padding (ceil_mode) and count_include_pad. Output sizes from
+// the ONNX/PyTorch formula.
+std::vector<Conv2dGeometry> option_geometries(uint32_t seed, bool dilate, bool include_pad) {
+  Random rnd(seed);
+  std::vector<Conv2dGeometry> out;
+  while (out.size() < 30) {
+    Conv2dGeometry g{rnd.integer(1, 3), rnd.integer(3, 13), rnd.integer(3, 13), rnd.integer(1, 9),
+                     rnd.integer(1, 4), rnd.integer(1, 4), rnd.integer(1, 3), rnd.integer(1, 3),
+                     0, 0, 0, 0};
+    g.DH = dilate ? rnd.integer(1, 3) : 1;
+    g.DW = dilate ? rnd.integer(1, 3) : 1;
+    const int64_t extent_h = (g.KH - 1) * g.DH + 1, extent_w = (g.KW - 1) * g.DW + 1;
+    g.pad_top = rnd.integer(0, extent_h - 1);
+    g.pad_bottom = rnd.integer(0, extent_h - 1);
+    g.pad_left = rnd.integer(0, extent_w - 1);
+    g.pad_right = rnd.integer(0, extent_w - 1);
+    const bool ceil_mode = rnd.integer(0, 1) == 1;
+    auto size = [&](int64_t in, int64_t extent, int64_t s, int64_t before, int64_t after) {
+      const int64_t span = in + before + after - extent;
+      if (span < 0) return int64_t(0);
+      int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+      if (ceil_mode && (o - 1) * s >= in + before) --o;
+      return o;
+    };
+    g.OH = size(g.H, extent_h, g.SH, g.pad_top, g.pad_bottom);
+    g.OW = size(g.W, extent_w, g.SW, g.pad_left, g.pad_right);
+    g.count_include_pad = include_pad && rnd.integer(0, 1) == 1;
+    if (g.OH > 0 && g.OW > 0) out.push_back(g);
+  }
+  return out;
+}
+
+TEST_CASE("cuda parity: dilated im2col/col2im, pooling with ceil_mode, count_include_pad") {
+  SKIP_WITHOUT_GPU();
+  Random rnd(15);
+  for (const Conv2dGeometry& g : option_geometries(150, true, false)) {
+    INFO(describe(g) << " dilation " << g.DH << "x" << g.DW << " pad after " << g.pad_bottom
+                     << "," << g.pad_right);
+    const int64_t in_size = g.N * g.H * g.W * g.C;
+    const int64_t cols_size = g.N * g.OH * g.OW * g.KH * g.KW * g.C;
+    const int64_t out_size = g.N * g.OH * g.OW * g.C;
+    const auto x = rnd.uniform(in_size);
+    std::vector<float> cols(cols_size);
+    ref().im2col(x.data(), cols.data(), g);
+    DeviceVector<float> dx(x), dcols(unwritten(cols_size));
+    gpu().im2col(dx.get(), dcols.get(), g);
+    check_identical("dilated im2col", dcols.to_host(), cols);
+    const auto gcols = rnd.uniform(cols_size);
+    auto gx = rnd.uniform(in_size);
+    DeviceVector<float> dgcols(gcols), dgx(gx);
+    ref().col2im(gcols.data(), gx.data(), g);
+    gpu().col2im(dgcols.get(), dgx.get(), g);
+    check_close("dilated col2im", dgx.to_host(), gx, double(g.KH * g.KW));
+
+    std::vector<float> y(out_size);
+    std::vector<int32_t> argmax(out_size);
+    ref().max_pool(x.data(), y.data(), argmax.data(), g);
+    DeviceVector<float> dy(unwritten(out_size));
+    DeviceVector<int32_t> dargmax(unwritten_i32(out_size));
+    gpu().max_pool(dx.get(), dy.get(), dargmax.get(), g);
+    check_identical("dilated max_pool", dy.to_host(), y);
+    check_equal("dilated max_pool argmax", dargmax.to_host(), argmax);
+    const auto gy = rnd.uniform(out_size);
+    std::vector<float> gxm(in_size);
+    ref().max_pool_backward(gy.data(), argmax.data(), gxm.data(), g);
+    DeviceVector<float> dgy(gy), dgxm(unwritten(in_size));
+    DeviceVector<int32_t> dargmax_ref(argmax);
+    gpu().max_pool_backward(dgy.get(), dargmax_ref.get(), dgxm.get(), g);
+    check_close("dilated max_pool_backward", dgxm.to_host(), gxm, double(g.KH * g.KW));
+  }
+  for (const Conv2dGeometry& g : option_geometries(151, false, true)) {
+    INFO(describe(g) << " pad after " << g.pad_bottom << "," << g.pad_right
+                     << " count_include_pad " << g.count_include_pad);
+    const int64_t in_size = g.N * g.H * g.W * g.C;
+    const int64_t out_size = g.N * g.OH * g.OW * g.C;
+    const auto x = rnd.uniform(in_size);
+    std::vector<float> y(out_size), gx(in_size);
+    ref().avg_pool(x.data(), y.data(), g);
+    DeviceVector<float> dx(x), dy(unwritten(out_size));
+    gpu().avg_pool(dx.get(), dy.get(), g);
+    check_close("avg_pool (options)", dy.to_host(), y);
+    const auto gy = rnd.uniform(out_size);
+    ref().avg_pool_backward(gy.data(), gx.data(), g);
+    DeviceVector<float> dgy(gy), dgx(unwritten(in_size));
+    gpu().avg_pool_backward(dgy.get(), dgx.get(), g);
+    check_close("avg_pool_backward (options)", dgx.to_host(), gx);
+  }
+}
+
 TEST_CASE("cuda parity: max and average pooling, forward and backward") {
   SKIP_WITHOUT_GPU();
   Random rnd(14);

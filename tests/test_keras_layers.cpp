@@ -145,6 +145,56 @@ TEST_CASE("Conv2D matches Keras: same/valid, strides 1 and 2, odd/even, 1x7 and 
   }
 }
 
+TEST_CASE("Conv2D matches Keras with dilation_rate and groups") {
+  for (const char* name : {"conv2d_dilation2_same", "conv2d_dilation_3x2_valid",
+                           "conv2d_dilation2_same_even", "conv2d_groups2_same_s2",
+                           "conv2d_groups3_valid_nobias"}) {
+    Fixture fx(name);
+    Tensor x = input_requiring_grad(fx, 0);
+    Tensor w = fx.weight(0);
+    const bool use_bias = fx.config.at("use_bias").get<bool>();
+    const int stride = fx.config.at("strides")[0].get<int>();
+    REQUIRE(fx.config.at("strides")[1].get<int>() == stride);
+    const int groups = fx.config.at("groups").get<int>();
+    Generator gen(0);
+    nn::Conv2D layer("conv2d", x.shape()[3], w.shape()[3], static_cast<int>(w.shape()[0]),
+                     static_cast<int>(w.shape()[1]), gen, stride, padding_of(fx.config), use_bias,
+                     nn::Activation::None, fx.config.at("dilation_rate")[0].get<int>(),
+                     fx.config.at("dilation_rate")[1].get<int>(), groups);
+    REQUIRE(layer.kernel.shape() == w.shape());
+    layer.kernel.copy_(w);
+    if (use_bias) layer.bias.copy_(fx.weight(1));
+    check_case(fx, {layer.forward(x)}, {x}, {&layer.kernel, use_bias ? &layer.bias : nullptr});
+  }
+}
+
+TEST_CASE("DepthwiseConv2D matches Keras: same/valid, strides, multipliers, dilation") {
+  for (const char* name : {"depthwise_same_s1", "depthwise_valid_s2_m2",
+                           "depthwise_same_s2_m3_nobias", "depthwise_dilation2_same_m2"}) {
+    Fixture fx(name);
+    Tensor x = input_requiring_grad(fx, 0);
+    Tensor w = fx.weight(0);
+    const bool use_bias = fx.config.at("use_bias").get<bool>();
+    const int stride = fx.config.at("strides")[0].get<int>();
+    REQUIRE(fx.config.at("strides")[1].get<int>() == stride);
+    Generator gen(0);
+    nn::DepthwiseConv2D layer(
+        "depthwise_conv2d", x.shape()[3], static_cast<int>(w.shape()[0]),
+        static_cast<int>(w.shape()[1]), gen, stride, padding_of(fx.config),
+        fx.config.at("depth_multiplier").get<int64_t>(), use_bias, nn::Activation::None,
+        fx.config.at("dilation_rate")[0].get<int>(), fx.config.at("dilation_rate")[1].get<int>());
+    REQUIRE(layer.depthwise_kernel.shape() == w.shape());
+    layer.depthwise_kernel.copy_(w);
+    if (use_bias) layer.bias.copy_(fx.weight(1));
+    check_case(fx, {layer.forward(x)}, {x},
+               {&layer.depthwise_kernel, use_bias ? &layer.bias : nullptr});
+    // Inference runs the fused form (bias in the convolution's epilogue): the same numbers.
+    NoGradGuard no_grad;
+    const double err = relative_error(layer.forward(fx.input(0)), fx.get("outputs/0"));
+    CHECK_MESSAGE(err <= kForwardTolerance, name << " inference: rel err " << err);
+  }
+}
+
 TEST_CASE("BatchNormalization matches Keras in inference and training mode") {
   for (const char* name : {"batchnorm_inference", "batchnorm_training", "batchnorm_noscale"}) {
     Fixture fx(name);

@@ -181,6 +181,61 @@ TEST_CASE("pooling") {
     }
 }
 
+TEST_CASE("conv2d: explicit asymmetric padding, dilation, groups, depthwise") {
+  struct Case {
+    Shape x, w;
+    int sh, sw, dh, dw, groups;
+    Padding2d padding;
+  };
+  const Case cases[] = {
+      {{2, 5, 6, 3}, {3, 2, 3, 4}, 1, 2, 1, 1, 1, Padding2d::explicit_pads(2, 0, 1, 3)},
+      {{2, 7, 6, 2}, {3, 3, 2, 3}, 1, 1, 2, 2, 1, Padding2d::same()},
+      {{1, 8, 9, 2}, {2, 3, 2, 2}, 2, 1, 3, 2, 1, Padding2d::same_lower()},
+      {{2, 5, 5, 4}, {3, 3, 2, 4}, 2, 2, 1, 1, 2, Padding2d::symmetric(1, 1)},
+      {{2, 6, 5, 3}, {3, 3, 1, 6}, 1, 1, 2, 1, 3, Padding2d::same()},  // depthwise, multiplier 2
+      {{1, 4, 4, 3}, {1, 1, 3, 2}, 1, 1, 1, 1, 1, Padding2d::explicit_pads(1, 0, 0, 1)},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.padding.str());
+    Conv2dOptions o;
+    o.stride_h = c.sh;
+    o.stride_w = c.sw;
+    o.dilation_h = c.dh;
+    o.dilation_w = c.dw;
+    o.groups = c.groups;
+    o.padding = c.padding;
+    Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+    check_gradients([=](auto& in) { return conv2d(in[0], in[1], o); }, {x, w});
+    Tensor b = random_tensor({c.w[3]}, rng);
+    check_gradients([=](auto& in) { return conv2d_bias_activation(in[0], in[1], in[2], o, true); },
+                    {x, w, b});
+  }
+}
+
+TEST_CASE("pooling: explicit pads, ceil_mode, count_include_pad, dilated max") {
+  for (bool ceil_mode : {false, true}) {
+    Tensor x = random_tensor({2, 5, 6, 3}, rng);
+    Pool2dOptions o;
+    o.stride_h = 2;
+    o.stride_w = 2;
+    o.padding = Padding2d::explicit_pads(1, 0, 2, 1);
+    o.ceil_mode = ceil_mode;
+    check_gradients([=](auto& in) { return max_pool2d(in[0], 3, 3, o); }, {x});
+    check_gradients([=](auto& in) { return avg_pool2d(in[0], 3, 3, o); }, {x});
+    o.count_include_pad = true;
+    check_gradients([=](auto& in) { return avg_pool2d(in[0], 3, 3, o); }, {x});
+  }
+  Tensor x = random_tensor({1, 8, 9, 2}, rng);
+  Pool2dOptions o;
+  o.stride_h = 1;
+  o.stride_w = 2;
+  o.dilation_h = 2;
+  o.dilation_w = 3;
+  o.padding = Padding2d::explicit_pads(1, 1, 2, 0);
+  o.ceil_mode = true;
+  check_gradients([=](auto& in) { return max_pool2d(in[0], 2, 3, o); }, {x});
+}
+
 TEST_CASE("fused GRU sequence, including the initial state") {
   const int64_t B = 2, T = 4, I = 3, U = 3;
   Tensor x = random_tensor({B, T, I}, rng), h0 = random_tensor({B, U}, rng);

@@ -371,6 +371,98 @@ def _(rng):
     )
 
 
+def conv_options_case(rng, height, width, kernel, layer, cin, note):
+    """A Conv2D or DepthwiseConv2D case with dilation/groups/multiplier; the note spells them out."""
+    x = uniform(rng, (2, height, width, cin))
+    config = layer.get_config()
+    (kh, kw), (sh, sw) = config["kernel_size"], config["strides"]
+    (dh, dw), padding = config["dilation_rate"], config["padding"]
+    oh, *pad_h = same_or_valid(height, kh, sh, padding, dh)
+    ow, *pad_w = same_or_valid(width, kw, sw, padding, dw)
+    text = (
+        f"{type(layer).__name__}, input {height}x{width}x{cin}, kernel {kh}x{kw}, strides "
+        f"{sh}x{sw}, dilation {dh}x{dw}, {padding}; output {oh}x{ow}; padding (top, bottom)="
+        f"{tuple(pad_h)}, (left, right)={tuple(pad_w)}. {note}"
+    )
+    return LayerCase(layer, [x], note=text)
+
+
+@case("conv2d_dilation2_same")
+def _(rng):
+    return conv_options_case(
+        rng, 9, 8, 3, keras.layers.Conv2D(4, 3, padding="same", dilation_rate=2), 3,
+        "A 3x3 kernel dilated 2 spans 5x5: SAME pads 2 on each side.",
+    )
+
+
+@case("conv2d_dilation_3x2_valid")
+def _(rng):
+    return conv_options_case(
+        rng, 10, 11, (3, 2),
+        keras.layers.Conv2D(4, (3, 2), padding="valid", dilation_rate=(2, 3), use_bias=False), 3,
+        "Different dilations per axis on a non-square kernel: spans 5 rows and 4 columns.",
+    )
+
+
+@case("conv2d_dilation2_same_even")
+def _(rng):
+    return conv_options_case(
+        rng, 7, 6, 2, keras.layers.Conv2D(3, 2, padding="same", dilation_rate=2), 2,
+        "Even kernel dilated 2 spans 3: total padding 2, split 1/1.",
+    )
+
+
+@case("conv2d_groups2_same_s2")
+def _(rng):
+    return conv_options_case(
+        rng, 7, 8, 3, keras.layers.Conv2D(6, 3, strides=2, padding="same", groups=2), 4,
+        "groups=2: kernel (3, 3, 2, 6); outputs 0-2 read inputs 0-1, outputs 3-5 inputs 2-3.",
+    )
+
+
+@case("conv2d_groups3_valid_nobias")
+def _(rng):
+    return conv_options_case(
+        rng, 6, 5, 2, keras.layers.Conv2D(3, 2, padding="valid", groups=3, use_bias=False), 6,
+        "groups=3, one output channel per group: kernel (2, 2, 2, 3).",
+    )
+
+
+@case("depthwise_same_s1")
+def _(rng):
+    return conv_options_case(
+        rng, 6, 7, 3, keras.layers.DepthwiseConv2D(3, padding="same"), 3,
+        "depth_multiplier 1: kernel (3, 3, 3, 1), output channel c from input channel c.",
+    )
+
+
+@case("depthwise_valid_s2_m2")
+def _(rng):
+    return conv_options_case(
+        rng, 9, 8, 3, keras.layers.DepthwiseConv2D(3, strides=2, padding="valid", depth_multiplier=2),
+        3, "depth_multiplier 2: output channel c * 2 + m from input channel c.",
+    )
+
+
+@case("depthwise_same_s2_m3_nobias")
+def _(rng):
+    return conv_options_case(
+        rng, 6, 7, (2, 3),
+        keras.layers.DepthwiseConv2D((2, 3), strides=2, padding="same", depth_multiplier=3,
+                                     use_bias=False),
+        2, "Asymmetric SAME padding with a non-square kernel; multiplier 3.",
+    )
+
+
+@case("depthwise_dilation2_same_m2")
+def _(rng):
+    return conv_options_case(
+        rng, 8, 7, 3,
+        keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, dilation_rate=2), 3,
+        "Dilated depthwise convolution.",
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Cases: BatchNormalization
 # --------------------------------------------------------------------------------------------
@@ -1034,34 +1126,54 @@ def np_softmax(x, axis=-1):
     return shifted / np.sum(shifted, axis=axis, keepdims=True)
 
 
-def same_or_valid(size, kernel, stride, padding):
-    """Output size and (before, after) padding, Keras/TF rules."""
+def same_or_valid(size, kernel, stride, padding, dilation=1):
+    """Output size and (before, after) padding, Keras/TF rules (a dilated kernel spans
+    (kernel - 1) * dilation + 1 cells)."""
+    extent = (kernel - 1) * dilation + 1
     if padding == "valid":
-        return (size - kernel) // stride + 1, 0, 0
+        return (size - extent) // stride + 1, 0, 0
     out = -(-size // stride)
-    total = max(0, (out - 1) * stride + kernel - size)
+    total = max(0, (out - 1) * stride + extent - size)
     return out, total // 2, total - total // 2
 
 
-def np_windows(x, kernel, strides, padding, fill):
+def np_windows(x, kernel, strides, padding, fill, dilation=(1, 1)):
     """Yields (i, j, window, real-cell mask) over an NHWC input padded with `fill`."""
-    (kh, kw), (sh, sw) = kernel, strides
-    oh, top, bottom = same_or_valid(x.shape[1], kh, sh, padding)
-    ow, left, right = same_or_valid(x.shape[2], kw, sw, padding)
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilation
+    oh, top, bottom = same_or_valid(x.shape[1], kh, sh, padding, dh)
+    ow, left, right = same_or_valid(x.shape[2], kw, sw, padding, dw)
     padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
     real = np.pad(np.ones(x.shape[1:3]), ((top, bottom), (left, right)))
     for i in range(oh):
         for j in range(ow):
-            rows, cols = slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
+            rows = slice(i * sh, i * sh + (kh - 1) * dh + 1, dh)
+            cols = slice(j * sw, j * sw + (kw - 1) * dw + 1, dw)
             yield i, j, padded[:, rows, cols, :], real[rows, cols]
 
 
-def np_conv2d(x, kernel, bias, strides, padding):
-    oh = same_or_valid(x.shape[1], kernel.shape[0], strides[0], padding)[0]
-    ow = same_or_valid(x.shape[2], kernel.shape[1], strides[1], padding)[0]
+def np_conv2d(x, kernel, bias, strides, padding, dilation=(1, 1), groups=1):
+    """Output channel block g reads input channel block g only (Keras groups)."""
+    oh = same_or_valid(x.shape[1], kernel.shape[0], strides[0], padding, dilation[0])[0]
+    ow = same_or_valid(x.shape[2], kernel.shape[1], strides[1], padding, dilation[1])[0]
+    cin, cout = kernel.shape[2], kernel.shape[3] // groups
     out = np.zeros((x.shape[0], oh, ow, kernel.shape[3]))
-    for i, j, window, _ in np_windows(x, kernel.shape[:2], strides, padding, 0.0):
-        out[:, i, j, :] = np.einsum("nhwc,hwco->no", window, kernel)
+    for i, j, window, _ in np_windows(x, kernel.shape[:2], strides, padding, 0.0, dilation):
+        for g in range(groups):
+            out[:, i, j, g * cout:(g + 1) * cout] = np.einsum(
+                "nhwc,hwco->no", window[..., g * cin:(g + 1) * cin],
+                kernel[..., g * cout:(g + 1) * cout])
+    return out if bias is None else out + bias
+
+
+def np_depthwise_conv2d(x, kernel, bias, strides, padding, dilation):
+    """Input channel c with its own multiplier filters: outputs c * multiplier + m."""
+    oh = same_or_valid(x.shape[1], kernel.shape[0], strides[0], padding, dilation[0])[0]
+    ow = same_or_valid(x.shape[2], kernel.shape[1], strides[1], padding, dilation[1])[0]
+    cin, multiplier = kernel.shape[2], kernel.shape[3]
+    out = np.zeros((x.shape[0], oh, ow, cin, multiplier))
+    for i, j, window, _ in np_windows(x, kernel.shape[:2], strides, padding, 0.0, dilation):
+        out[:, i, j] = np.einsum("nhwc,hwcm->ncm", window, kernel)
+    out = out.reshape(x.shape[0], oh, ow, cin * multiplier)
     return out if bias is None else out + bias
 
 
@@ -1126,7 +1238,10 @@ def numpy_reference(layer, config, call_args, x, w):
         return [np_activation(config["activation"], x[0] @ w[0] + (w[1] if len(w) > 1 else 0))]
     if layer == "Conv2D":
         return [np_conv2d(x[0], w[0], w[1] if len(w) > 1 else None, config["strides"],
-                          config["padding"])]
+                          config["padding"], config["dilation_rate"], config["groups"])]
+    if layer == "DepthwiseConv2D":
+        return [np_depthwise_conv2d(x[0], w[0], w[1] if len(w) > 1 else None, config["strides"],
+                                    config["padding"], config["dilation_rate"])]
     if layer in ("MaxPooling2D", "AveragePooling2D"):
         mode = "max" if layer == "MaxPooling2D" else "average"
         return [np_pool(x[0], config["pool_size"], config["strides"], config["padding"], mode)]
