@@ -87,6 +87,14 @@ void gru_step(const float* xp, const float* hp, const float* h_prev, float* h_ne
               int64_t B, int64_t U);
 void gru_step_backward(const float* gh, const float* gates, const float* hp, const float* h_prev,
                        float* dxp, float* dhp, float* dh_prev, int64_t B, int64_t U);
+void gru_gates_reset_before(const float* xp, const float* hp, const float* h_prev, float* gates,
+                            float* rh, int64_t B, int64_t U);
+void gru_output_reset_before(const float* xp, const float* hp, const float* h_prev, float* gates,
+                             float* h_new, int64_t B, int64_t U);
+void gru_output_reset_before_backward(const float* gh, const float* gates, const float* h_prev,
+                                      float* dpre, float* dh_prev, int64_t B, int64_t U);
+void gru_gates_reset_before_backward(const float* drh, const float* gates, const float* h_prev,
+                                     float* dpre, float* dh_prev, int64_t B, int64_t U);
 
 // optim.cu: optimizer updates and the dropout mask.
 void dropout_mask(float* mask, int64_t n, float p, uint64_t seed, uint64_t offset);

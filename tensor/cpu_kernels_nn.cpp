@@ -1,5 +1,6 @@
-// CPU kernels for the fused neural-network ops: layer norm, batch norm, one GRU step (Keras
-// reset_after, gate order z, r, h) and the embedding gather / scatter-add.
+// CPU kernels for the fused neural-network ops: layer norm, batch norm, one GRU step (Keras gate
+// order z, r, h; reset gate after or before the recurrent matmul) and the embedding gather /
+// scatter-add.
 #include <Eigen/Core>
 #include <cmath>
 #include <cstring>
@@ -207,6 +208,71 @@ void gru_step_backward(const T* gh, const T* gates, const T* hp, const T* h_prev
   });
 }
 
+// reset_after=False, part 1: z = sigmoid(xp_z + hp_z), r = sigmoid(xp_r + hp_r), rh = r * h_prev
+// (the caller then multiplies rh by R_h into hp's h block).
+template <class T>
+void gru_gates_reset_before(const T* xp, const T* hp, const T* h_prev, T* gates, T* rh, int64_t B,
+                            int64_t U) {
+  parallel_for(B, 3 * U, [&](int64_t b) {
+    const T* xrow = xp + b * 3 * U;
+    const T* hrow = hp + b * 3 * U;
+    T* grow = gates + b * 3 * U;
+    ConstArrayView<T> xp_z(xrow, U), xp_r(xrow + U, U), hp_z(hrow, U), hp_r(hrow + U, U);
+    ArrayView<T> z(grow, U), r(grow + U, U);
+    z = (T(1) + (-(xp_z + hp_z)).exp()).inverse();
+    r = (T(1) + (-(xp_r + hp_r)).exp()).inverse();
+    ArrayView<T>(rh + b * U, U) = r * ConstArrayView<T>(h_prev + b * U, U);
+  });
+}
+
+// reset_after=False, part 2: c = tanh(xp_h + hp_h) with hp_h = (r * h_prev) R_h already there.
+template <class T>
+void gru_output_reset_before(const T* xp, const T* hp, const T* h_prev, T* gates, T* h_new,
+                             int64_t B, int64_t U) {
+  parallel_for(B, 3 * U, [&](int64_t b) {
+    T* grow = gates + b * 3 * U;
+    ConstArrayView<T> z(grow, U);
+    ArrayView<T> c(grow + 2 * U, U);
+    c = (ConstArrayView<T>(xp + b * 3 * U + 2 * U, U) + ConstArrayView<T>(hp + b * 3 * U + 2 * U, U))
+            .tanh();
+    ArrayView<T>(h_new + b * U, U) = z * ConstArrayView<T>(h_prev + b * U, U) + (T(1) - z) * c;
+  });
+}
+
+template <class T>
+void gru_output_reset_before_backward(const T* gh, const T* gates, const T* h_prev, T* dpre,
+                                      T* dh_prev, int64_t B, int64_t U) {
+  parallel_for(B, 3 * U, [&](int64_t b) {
+    const T* z = gates + b * 3 * U;
+    const T* c = z + 2 * U;
+    const T* g = gh + b * U;
+    const T* h = h_prev + b * U;
+    T* d = dpre + b * 3 * U;
+    for (int64_t u = 0; u < U; ++u) {
+      d[u] = g[u] * (h[u] - c[u]) * z[u] * (T(1) - z[u]);
+      d[2 * U + u] = g[u] * (T(1) - z[u]) * (T(1) - c[u] * c[u]);
+      dh_prev[b * U + u] = g[u] * z[u];
+    }
+  });
+}
+
+// rh = r * h_prev: d(pre_r) = drh * h_prev * r (1 - r), and h_prev gets drh * r on top.
+template <class T>
+void gru_gates_reset_before_backward(const T* drh, const T* gates, const T* h_prev, T* dpre,
+                                     T* dh_prev, int64_t B, int64_t U) {
+  parallel_for(B, 3 * U, [&](int64_t b) {
+    const T* r = gates + b * 3 * U + U;
+    const T* g = drh + b * U;
+    const T* h = h_prev + b * U;
+    T* d = dpre + b * 3 * U + U;
+    T* dh = dh_prev + b * U;
+    for (int64_t u = 0; u < U; ++u) {
+      d[u] = g[u] * h[u] * r[u] * (T(1) - r[u]);
+      dh[u] += g[u] * r[u];
+    }
+  });
+}
+
 template <class T>
 void gather_rows(const T* table, const int32_t* idx, T* out, int64_t n_idx, int64_t row_size) {
   parallel_for(n_idx, row_size, [&](int64_t i) {
@@ -244,6 +310,10 @@ void add_nn_kernels(Kernels<T>& table) {
   table.batch_norm_backward = batch_norm_backward<T>;
   table.gru_step = gru_step<T>;
   table.gru_step_backward = gru_step_backward<T>;
+  table.gru_gates_reset_before = gru_gates_reset_before<T>;
+  table.gru_output_reset_before = gru_output_reset_before<T>;
+  table.gru_output_reset_before_backward = gru_output_reset_before_backward<T>;
+  table.gru_gates_reset_before_backward = gru_gates_reset_before_backward<T>;
   table.gather_rows = gather_rows<T>;
   table.scatter_add_rows = scatter_add_rows<T>;
 }

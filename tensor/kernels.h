@@ -170,6 +170,25 @@ struct Kernels {
   void (*gru_step_backward)(const T* gh, const T* gates, const T* hp, const T* h_prev, T* dxp,
                             T* dhp, T* dh_prev, int64_t B, int64_t U);
 
+  // The same step with the reset gate applied BEFORE the recurrent matmul (Keras reset_after=False,
+  // ONNX linear_before_reset=0): c = tanh(xp_h + (r * h_prev) R_h). The matmul needs r, so a step
+  // is two kernels around it; hp [B, 3U] holds h_prev R_z, h_prev R_r and, once the caller has
+  // multiplied, (r * h_prev) R_h. There is no recurrent bias (xp carries the single bias).
+  // 1) Writes gates' z and r blocks (sigmoid(xp + hp)) and rh [B, U] = r * h_prev.
+  void (*gru_gates_reset_before)(const T* xp, const T* hp, const T* h_prev, T* gates, T* rh,
+                                 int64_t B, int64_t U);
+  // 2) Writes gates' c block = tanh(xp_h + hp_h) and h_new = z * h_prev + (1 - z) * c.
+  void (*gru_output_reset_before)(const T* xp, const T* hp, const T* h_prev, T* gates, T* h_new,
+                                  int64_t B, int64_t U);
+  // Backward of 2) from gh = dL/dh_new: writes the z and h blocks of dpre [B, 3U] (gradients of
+  // the pre-activations, for the input and the recurrent side alike) and dh_prev = gh * z.
+  void (*gru_output_reset_before_backward)(const T* gh, const T* gates, const T* h_prev, T* dpre,
+                                           T* dh_prev, int64_t B, int64_t U);
+  // Backward of 1) from drh = dL/d(r * h_prev) (the caller's dpre_h R_h^T): writes dpre's r block
+  // and ACCUMULATES drh * r into dh_prev.
+  void (*gru_gates_reset_before_backward)(const T* drh, const T* gates, const T* h_prev, T* dpre,
+                                          T* dh_prev, int64_t B, int64_t U);
+
   // Row-wise argmax and top-k (values descending, ties by lower index).
   void (*argmax_rows)(const T* x, int32_t* idx, int64_t rows, int64_t cols);
   void (*topk_rows)(const T* x, T* values, int32_t* idx, int64_t rows, int64_t cols, int64_t k);

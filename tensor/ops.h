@@ -147,11 +147,22 @@ Tensor avg_pool2d(const Tensor& x, int pool_h, int pool_w, int stride_h, int str
                   const Padding2d& padding);
 
 // ---- recurrent (ops_gru.cpp) ------------------------------------------------------------------------
-// The whole Keras GRU (reset_after, gates z, r, h) over a sequence as ONE op:
-// x [B, T, I], h0 [B, U], kernel [I, 3U], recurrent_kernel [U, 3U], bias [2, 3U]
+// Which of Keras's GRU formulations, and which direction (docs/layers.md has the equations).
+struct GruOptions {
+  // true (Keras's default, cuDNN's): c = tanh(x W_h + b0_h + r * (h R_h + b1_h)), bias [2, 3U]
+  // (row 0 input, row 1 recurrent). false (the original GRU): c = tanh(x W_h + b_h + (r * h) R_h),
+  // one bias [3U] on the input side.
+  bool reset_after = true;
+  // Run over the time steps last to first. As in Keras, the sequence comes back in PROCESSING
+  // order: sequence[:, 0] is the state after reading x[:, T-1]; the final state is sequence[:, T-1].
+  bool go_backwards = false;
+};
+// The whole Keras GRU (gates z, r, h) over a sequence as ONE op:
+// x [B, T, I], h0 [B, U], kernel [I, 3U], recurrent_kernel [U, 3U], bias [2, 3U] or [3U]
 // -> (sequence [B, T, U], final state [B, U]). Backward through time is hand-written.
 std::pair<Tensor, Tensor> gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& kernel,
-                                       const Tensor& recurrent_kernel, const Tensor& bias);
+                                       const Tensor& recurrent_kernel, const Tensor& bias,
+                                       GruOptions options = {});
 
 // ---- optimizer kernels exposed as in-place updates (no autograd) ------------------------------
 void adam_update_(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr_t, double beta1,

@@ -155,6 +155,14 @@ TEST_CASE("every op on the GPU matches the CPU, forward and backward") {
     auto [seq, state] = gru_sequence(x[0], x[1], x[2], x[3], x[4]);
     return add(sum(seq, {1}), state);
   }, {rnd({3, 6, 4}, g), rnd({3, 5}, g), rnd({4, 15}, g), rnd({5, 15}, g), rnd({2, 15}, g)});
+  compare_devices("gru_sequence, reset before the matmul, go_backwards", [](auto& x) {
+    auto [seq, state] = gru_sequence(x[0], x[1], x[2], x[3], x[4], GruOptions{false, true});
+    return add(sum(mul(seq, seq), {1}), state);
+  }, {rnd({3, 6, 4}, g), rnd({3, 5}, g), rnd({4, 15}, g), rnd({5, 15}, g), rnd({15}, g)});
+  compare_devices("gru_sequence, go_backwards", [](auto& x) {
+    auto [seq, state] = gru_sequence(x[0], x[1], x[2], x[3], x[4], GruOptions{true, true});
+    return add(sum(mul(seq, seq), {1}), state);
+  }, {rnd({3, 6, 4}, g), rnd({3, 5}, g), rnd({4, 15}, g), rnd({5, 15}, g), rnd({2, 15}, g)});
   compare_devices("where", [](auto& x) { return where(relu(x[0]), x[1], x[2]); }, {rnd({4, 5}, g), rnd({4, 5}, g), rnd({5}, g)});
   compare_devices("dropout (same mask on both devices)", [](auto& x) { return dropout(x[0], 0.3, 17); }, {rnd({64, 33}, g)});
   // No-gradient ops.

@@ -279,6 +279,10 @@ TEST_CASE("cuda table: every kernel and DeviceApi entry is filled") {
                                  (void*)k.dropout_mask,
                                  (void*)k.gru_step,
                                  (void*)k.gru_step_backward,
+                                 (void*)k.gru_gates_reset_before,
+                                 (void*)k.gru_output_reset_before,
+                                 (void*)k.gru_output_reset_before_backward,
+                                 (void*)k.gru_gates_reset_before_backward,
                                  (void*)k.argmax_rows,
                                  (void*)k.topk_rows,
                                  (void*)k.adam_update,
@@ -1186,6 +1190,51 @@ TEST_CASE("cuda parity: GRU step, forward and backward") {
   }
 }
 
+TEST_CASE("cuda parity: GRU step with the reset gate before the matmul, forward and backward") {
+  SKIP_WITHOUT_GPU();
+  Random rnd(16);
+  struct Shape {
+    int64_t B, U;
+  };
+  const Shape shapes[] = {{1, 1}, {3, 7}, {64, 512}, {5, 33}, {128, 100}};
+  for (const Shape& s : shapes) {
+    INFO("B " << s.B << " U " << s.U);
+    const int64_t n = s.B * s.U, n3 = 3 * n;
+    const auto xp = rnd.uniform(n3, -2, 2), hp = rnd.uniform(n3, -2, 2);
+    const auto h_prev = rnd.uniform(n);
+    // Part 1 (z, r, r * h_prev), then part 2 (c, h_new) on the same gates buffer.
+    std::vector<float> gates(n3), rh(n), h_new(n);
+    ref().gru_gates_reset_before(xp.data(), hp.data(), h_prev.data(), gates.data(), rh.data(),
+                                 s.B, s.U);
+    ref().gru_output_reset_before(xp.data(), hp.data(), h_prev.data(), gates.data(), h_new.data(),
+                                  s.B, s.U);
+    DeviceVector<float> dxp(xp), dhp(hp), dh_prev(h_prev);
+    DeviceVector<float> dgates(unwritten(n3)), drh_out(unwritten(n)), dh_new(unwritten(n));
+    gpu().gru_gates_reset_before(dxp.get(), dhp.get(), dh_prev.get(), dgates.get(), drh_out.get(),
+                                 s.B, s.U);
+    gpu().gru_output_reset_before(dxp.get(), dhp.get(), dh_prev.get(), dgates.get(), dh_new.get(),
+                                  s.B, s.U);
+    check_close("gru reset-before gates", dgates.to_host(), gates);
+    check_close("gru reset-before r*h", drh_out.to_host(), rh);
+    check_close("gru reset-before h_new", dh_new.to_host(), h_new);
+
+    const auto gh = rnd.uniform(n), drh = rnd.uniform(n);
+    std::vector<float> dpre(n3), dh_prev_ref(n);
+    ref().gru_output_reset_before_backward(gh.data(), gates.data(), h_prev.data(), dpre.data(),
+                                           dh_prev_ref.data(), s.B, s.U);
+    ref().gru_gates_reset_before_backward(drh.data(), gates.data(), h_prev.data(), dpre.data(),
+                                          dh_prev_ref.data(), s.B, s.U);
+    DeviceVector<float> dgh(gh), ddrh(drh), dgates_ref(gates);
+    DeviceVector<float> ddpre(unwritten(n3)), ddh_prev(unwritten(n));
+    gpu().gru_output_reset_before_backward(dgh.get(), dgates_ref.get(), dh_prev.get(), ddpre.get(),
+                                           ddh_prev.get(), s.B, s.U);
+    gpu().gru_gates_reset_before_backward(ddrh.get(), dgates_ref.get(), dh_prev.get(), ddpre.get(),
+                                          ddh_prev.get(), s.B, s.U);
+    check_close("gru reset-before dpre", ddpre.to_host(), dpre);
+    check_close("gru reset-before dh_prev", ddh_prev.to_host(), dh_prev_ref);
+  }
+}
+
 TEST_CASE("cuda parity: Adam and SGD (momentum, Nesterov, none) updates over several steps") {
   SKIP_WITHOUT_GPU();
   Random rnd(16);
@@ -1334,6 +1383,10 @@ TEST_CASE("cuda kernels with zero-size inputs launch nothing and fail nothing") 
   k.dropout_mask(p, 0, 0.5f, 1, 0);
   k.gru_step(p, p, p, p, p, 0, 4);
   k.gru_step_backward(p, p, p, p, p, p, p, 0, 4);
+  k.gru_gates_reset_before(p, p, p, p, p, 0, 4);
+  k.gru_output_reset_before(p, p, p, p, p, 0, 4);
+  k.gru_output_reset_before_backward(p, p, p, p, p, 0, 4);
+  k.gru_gates_reset_before_backward(p, p, p, p, p, 0, 4);
   k.argmax_rows(p, q, 0, 5);
   k.topk_rows(p, p, q, 0, 5, 2);
   k.adam_update(p, p, p, p, 0, 0.1f, 0.9f, 0.999f, 1e-7f);

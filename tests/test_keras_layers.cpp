@@ -303,6 +303,74 @@ TEST_CASE("GRU matches Keras: sequences + state, zero or given initial state, T 
   }
 }
 
+TEST_CASE("GRU variants match Keras: reset_after=False, go_backwards, both") {
+  for (const char* name : {"gru_reset_before_T1", "gru_reset_before_T24", "gru_go_backwards_T24",
+                           "gru_reset_before_go_backwards_T24"}) {
+    Fixture fx(name);
+    Tensor x = input_requiring_grad(fx, 0);
+    Tensor h0 = input_requiring_grad(fx, 1);
+    GruOptions options;
+    options.reset_after = fx.config.at("reset_after").get<bool>();
+    options.go_backwards = fx.config.at("go_backwards").get<bool>();
+    Generator gen(0);
+    nn::GRU gru("gru", x.shape()[2], fx.config.at("units").get<int64_t>(), gen, options);
+    gru.kernel.copy_(fx.weight(0));
+    gru.recurrent_kernel.copy_(fx.weight(1));
+    gru.bias.copy_(fx.weight(2));  // [3U] without reset_after: copy_ checks the shape
+    auto [seq, state] = gru.forward(x, h0);
+    check_case(fx, {seq, state}, {x, h0}, {&gru.kernel, &gru.recurrent_kernel, &gru.bias});
+  }
+}
+
+TEST_CASE("Bidirectional(GRU) matches Keras: merge modes, sequences or last, states, reset_after") {
+  for (const char* name : {"bidirectional_gru_concat", "bidirectional_gru_sum",
+                           "bidirectional_gru_mul", "bidirectional_gru_ave",
+                           "bidirectional_gru_last_concat",
+                           "bidirectional_gru_reset_before_concat"}) {
+    Fixture fx(name);
+    const json& gru_config = fx.config.at("layer").at("config");
+    const std::string mode = fx.config.at("merge_mode").get<std::string>();
+    nn::MergeMode merge = nn::MergeMode::Concat;
+    for (nn::MergeMode m : {nn::MergeMode::Concat, nn::MergeMode::Sum, nn::MergeMode::Mul,
+                            nn::MergeMode::Ave})
+      if (mode == nn::merge_mode_name(m)) merge = m;
+    REQUIRE(mode == nn::merge_mode_name(merge));
+    GruOptions options;
+    options.reset_after = gru_config.at("reset_after").get<bool>();
+    Tensor x = input_requiring_grad(fx, 0);
+    const bool with_states = fx.count("inputs") > 1;
+    Tensor h0_forward = with_states ? input_requiring_grad(fx, 1) : Tensor();
+    Tensor h0_backward = with_states ? input_requiring_grad(fx, 2) : Tensor();
+    Generator gen(0);
+    nn::Bidirectional layer("bidirectional", x.shape()[2], gru_config.at("units").get<int64_t>(),
+                            gen, merge, options);
+    // The file's weights in Keras order, matched by their Keras path to ours.
+    auto named = layer.named_parameters();
+    REQUIRE(named.size() == 6);
+    for (int i = 0; i < 6; ++i) {
+      std::string keras_name = fx.file.read_string_attr("weights/" + std::to_string(i), "name");
+      const std::string cell = "/gru_cell";
+      keras_name.erase(keras_name.find(cell), cell.size());
+      CHECK(named[i].name == keras_name);
+      named[i].tensor->copy_(fx.weight(i));
+    }
+    nn::BidirectionalOutput out = layer.forward(x, h0_forward, h0_backward);
+    Tensor first = gru_config.at("return_sequences").get<bool>() ? out.sequence : out.last;
+    std::vector<Tensor*> weights;
+    for (auto& w : named) weights.push_back(w.tensor);
+    check_case(fx, {first, out.forward_state, out.backward_state}, {x, h0_forward, h0_backward},
+               weights);
+  }
+}
+
+TEST_CASE("Bidirectional: half-given initial states are refused") {
+  Generator gen(0);
+  nn::Bidirectional layer("bidirectional", 3, 2, gen);
+  Tensor x = Tensor::zeros({1, 4, 3});
+  CHECK_THROWS_WITH_AS(layer.forward(x, Tensor::zeros({1, 2})),
+                       doctest::Contains("both initial states"), std::invalid_argument);
+}
+
 TEST_CASE("GRU single steps reproduce the sequence (the inference loop's contract)") {
   Fixture fx("gru_init_state_T24");
   Generator gen(0);

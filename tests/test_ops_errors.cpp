@@ -27,6 +27,13 @@ TEST_CASE("shape mismatches name the op and the shapes") {
   CHECK_FAILS(gru_sequence(Tensor::zeros({1, 2, 3}), Tensor::zeros({1, 4}), Tensor::zeros({3, 11}),
                            Tensor::zeros({4, 12}), Tensor::zeros({2, 12})),
               "gru_sequence: weights");
+  // Each formulation's bias shape: [2, 3U] with reset_after, [3U] without; the message says which.
+  CHECK_FAILS(gru_sequence(Tensor::zeros({1, 2, 3}), Tensor::zeros({1, 4}), Tensor::zeros({3, 12}),
+                           Tensor::zeros({4, 12}), Tensor::zeros({2, 12}), GruOptions{false, false}),
+              "[3U] with the reset gate before the matmul");
+  CHECK_FAILS(gru_sequence(Tensor::zeros({1, 2, 3}), Tensor::zeros({1, 4}), Tensor::zeros({3, 12}),
+                           Tensor::zeros({4, 12}), Tensor::zeros({12}), GruOptions{true, true}),
+              "[2, 3U] with reset_after");
 }
 
 TEST_CASE("wrong dtypes and out-of-range indices") {

@@ -272,6 +272,53 @@ TEST_CASE("fused GRU matches the step-by-step composition of primitive ops") {
   CHECK(glimpse::testing::max_abs_diff(state.to_vector_f64(), h.to_vector_f64()) < 1e-12);
 }
 
+TEST_CASE("fused GRU variants: reset gate before the matmul, go_backwards, both") {
+  const int64_t B = 2, T = 4, I = 3, U = 3;
+  Tensor x = random_tensor({B, T, I}, rng), h0 = random_tensor({B, U}, rng);
+  Tensor W = random_tensor({I, 3 * U}, rng), R = random_tensor({U, 3 * U}, rng);
+  Tensor b2 = random_tensor({2, 3 * U}, rng), b1 = random_tensor({3 * U}, rng);
+  for (bool reset_after : {false, true}) {
+    for (bool go_backwards : {false, true}) {
+      if (reset_after && !go_backwards) continue;  // the default, checked above
+      INFO("reset_after " << reset_after << " go_backwards " << go_backwards);
+      const GruOptions opt{reset_after, go_backwards};
+      Tensor b = reset_after ? b2 : b1;
+      // The sequence and the state weighted differently, so a mix-up of steps shows.
+      check_gradients([opt](auto& in) {
+        auto [seq, state] = gru_sequence(in[0], in[1], in[2], in[3], in[4], opt);
+        return add(sum(mul(seq, seq), {1}), mul_scalar(state, 3.0));
+      }, {x, h0, W, R, b});
+    }
+  }
+  // T = 1: the first step's special case (h_prev = h0) on the reset-before path.
+  Tensor x1 = random_tensor({B, 1, I}, rng);
+  check_gradients([](auto& in) {
+    return gru_sequence(in[0], in[1], in[2], in[3], in[4], GruOptions{false, false}).first;
+  }, {x1, h0, W, R, b1});
+}
+
+TEST_CASE("fused GRU, reset before the matmul and go_backwards: the step-by-step composition") {
+  const int64_t B = 3, T = 5, I = 4, U = 2;
+  Tensor x = random_tensor({B, T, I}, rng), h = random_tensor({B, U}, rng);
+  Tensor W = random_tensor({I, 3 * U}, rng), R = random_tensor({U, 3 * U}, rng);
+  Tensor b = random_tensor({3 * U}, rng);
+  auto [seq, state] = gru_sequence(x, h, W, R, b, GruOptions{false, true});
+  auto rs = split(R, {2 * U, U}, 1);
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = T - 1 - s;  // go_backwards reads the last input step first
+    Tensor xt = reshape(slice(x, 1, t, t + 1), {B, I});
+    auto xs = split(add(matmul(xt, W), b), {U, U, U}, 1);
+    auto hs = split(matmul(h, rs[0]), {U, U}, 1);
+    Tensor z = sigmoid(add(xs[0], hs[0])), r = sigmoid(add(xs[1], hs[1]));
+    Tensor c = tanh(add(xs[2], matmul(mul(r, h), rs[1])));
+    h = add(mul(z, h), mul(add_scalar(neg(z), 1.0), c));
+    // The sequence is in processing order: position s holds the state after step s.
+    Tensor fused_s = reshape(slice(seq, 1, s, s + 1), {B, U});
+    CHECK(glimpse::testing::max_abs_diff(fused_s.to_vector_f64(), h.to_vector_f64()) < 1e-12);
+  }
+  CHECK(glimpse::testing::max_abs_diff(state.to_vector_f64(), h.to_vector_f64()) < 1e-12);
+}
+
 TEST_CASE("dropout: gradient through the fixed mask, expectation preserved") {
   Tensor x = random_tensor({4, 6}, rng);
   check_gradients([](auto& in) { return dropout(in[0], 0.3, 99); }, {x});

@@ -83,6 +83,7 @@ def call_layer(layer, inputs, call_args):
       Attention           layer([inputs...], **call_args)        query, value[, key]
       MultiHeadAttention  layer(query=in0, value=in1 or in0, key=in2 if present, **call_args)
       GRU                 layer(in0, initial_state=in1 if present, **call_args)
+      Bidirectional       layer(in0, initial_state=[in1, in2] if present, **call_args)
       anything else       layer(in0, **call_args)
     """
     class_name = type(layer).__name__
@@ -96,6 +97,11 @@ def call_layer(layer, inputs, call_args):
     if class_name == "GRU":
         if len(inputs) > 1:
             return layer(inputs[0], initial_state=inputs[1], **call_args)
+        return layer(inputs[0], **call_args)
+    if class_name == "Bidirectional":
+        # Keras splits the initial_state list in half: the forward layer's, then the backward's.
+        if len(inputs) > 1:
+            return layer(inputs[0], initial_state=list(inputs[1:]), **call_args)
         return layer(inputs[0], **call_args)
     if len(inputs) != 1:
         raise ValueError(f"call_layer: {class_name} takes one input, got {len(inputs)}")
@@ -654,6 +660,98 @@ for _steps in (1, 24):
         case(f"gru_{'init_state' if _init else 'zero_state'}_T{_steps}")(_make)
 
 
+GRU_VARIANT_NOTE = (
+    "GRU(7, return_sequences=True, return_state=True, reset_after={reset_after}, "
+    "go_backwards={go_backwards}) on x (3, {steps}, 5), initial state inputs/1 (3, 7). "
+)
+RESET_BEFORE_NOTE = (
+    "reset_after=False: c = tanh(x Wh + bh + (r * h) Uh), the reset gate multiplies h BEFORE the "
+    "recurrent matmul; bias is ONE vector (21,) = [z | r | h] on the input side (no recurrent "
+    "bias). "
+)
+GO_BACKWARDS_NOTE = (
+    "go_backwards=True: the steps run from x[:, T-1] down to x[:, 0] and the sequence output is "
+    "in PROCESSING order (outputs/0[:, 0] is the state after reading x[:, T-1]; it is NOT flipped "
+    "back); the final state equals outputs/0[:, T-1]. "
+)
+
+
+def gru_variant_case(rng, steps, reset_after, go_backwards):
+    layer = keras.layers.GRU(7, return_sequences=True, return_state=True,
+                             reset_after=reset_after, go_backwards=go_backwards)
+    inputs = [uniform(rng, (3, steps, 5)), uniform(rng, (3, 7))]
+    note = GRU_VARIANT_NOTE.format(reset_after=reset_after, go_backwards=go_backwards,
+                                   steps=steps)
+    if not reset_after:
+        note += RESET_BEFORE_NOTE
+    if go_backwards:
+        note += GO_BACKWARDS_NOTE
+    return LayerCase(layer, inputs, note=note + "grads/inputs/1 is dL/dh0.")
+
+
+for _name, _steps, _reset_after, _go_backwards in (
+    ("gru_reset_before_T1", 1, False, False),
+    ("gru_reset_before_T24", 24, False, False),
+    ("gru_go_backwards_T24", 24, True, True),
+    ("gru_reset_before_go_backwards_T24", 24, False, True),
+):
+
+    def _make(rng, steps=_steps, reset_after=_reset_after, go_backwards=_go_backwards):
+        return gru_variant_case(rng, steps, reset_after, go_backwards)
+
+    case(_name)(_make)
+
+
+# --------------------------------------------------------------------------------------------
+# Cases: Bidirectional(GRU)
+# --------------------------------------------------------------------------------------------
+
+
+def bidirectional_case(rng, merge_mode, return_sequences, return_state, reset_after=True,
+                       with_initial_state=False):
+    layer = keras.layers.Bidirectional(
+        keras.layers.GRU(6, return_sequences=return_sequences, return_state=return_state,
+                         reset_after=reset_after),
+        merge_mode=merge_mode,
+    )
+    inputs = [uniform(rng, (2, 9, 5))]
+    if with_initial_state:
+        inputs += [uniform(rng, (2, 6)), uniform(rng, (2, 6))]
+    note = (
+        f"Bidirectional(GRU(6, return_sequences={return_sequences}, return_state={return_state}, "
+        f"reset_after={reset_after}), merge_mode='{merge_mode}') on x (2, 9, 5). Weights: "
+        "forward_gru's kernel, recurrent_kernel, bias, then backward_gru's (a go_backwards=True "
+        "copy). The backward GRU's sequence is flipped back to input order before merging, so "
+        "step t of both halves belongs to x[:, t]. "
+    )
+    if return_sequences:
+        note += "outputs/0 is the merged sequence (2, 9, %d). " % (12 if merge_mode == "concat" else 6)
+    else:
+        note += ("outputs/0 is merge(forward final state, backward final state) (the backward "
+                 "one is after reading x[:, 0]). ")
+    if return_state:
+        note += "outputs/1, outputs/2: the forward and the backward final states (2, 6). "
+    if with_initial_state:
+        note += ("inputs/1, inputs/2: the forward and backward initial states "
+                 "(layer(x, initial_state=[h0_forward, h0_backward])).")
+    return LayerCase(layer, inputs, note=note)
+
+
+for _name, _args in (
+    ("bidirectional_gru_concat", ("concat", True, True, True, True)),
+    ("bidirectional_gru_sum", ("sum", True, False)),
+    ("bidirectional_gru_mul", ("mul", True, False)),
+    ("bidirectional_gru_ave", ("ave", True, False)),
+    ("bidirectional_gru_last_concat", ("concat", False, False)),
+    ("bidirectional_gru_reset_before_concat", ("concat", True, True, False, True)),
+):
+
+    def _make(rng, args=_args):
+        return bidirectional_case(rng, *args)
+
+    case(_name)(_make)
+
+
 # --------------------------------------------------------------------------------------------
 # Cases: Attention
 # --------------------------------------------------------------------------------------------
@@ -1052,6 +1150,11 @@ def verify_layer_file(f, rng, problems):
     for key in call_args:
         config.pop(key, None)
     config["dtype"] = "float64"
+    # A wrapper's inner layers carry their own dtype; float32 ones would make the float64
+    # finite differences below meaningless.
+    for inner in ("layer", "backward_layer"):
+        if isinstance(config.get(inner), dict):
+            config[inner]["config"]["dtype"] = "float64"
     keras.backend.clear_session()
     layer = layer_class.from_config(config)
 
@@ -1072,7 +1175,8 @@ def verify_layer_file(f, rng, problems):
         return
     for i, variable in enumerate(layer.weights):
         stored_name = f["weights"][str(i)].attrs["name"]
-        if variable.path != stored_name:
+        # Rebuilt from its config, a wrapper's inner variables lose the wrapper's name prefix.
+        if variable.path != stored_name and stored_name != f"{layer.name}/{variable.path}":
             problems.append(f"{name}: weight {i} is {variable.path}, file says {stored_name}")
 
     def forward(arrays):
@@ -1190,19 +1294,41 @@ def np_pool(x, kernel, strides, padding, mode):
     return out
 
 
-def np_gru(x, kernel, recurrent_kernel, bias, h):
+def np_gru(x, kernel, recurrent_kernel, bias, h, reset_after=True, go_backwards=False):
+    """Sequence in processing order (reversed with go_backwards, as Keras returns it), state."""
     units = recurrent_kernel.shape[0]
+    recurrent_z_r, recurrent_h = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units:]
     sequence = []
-    for t in range(x.shape[1]):
-        xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=-1)
-        hz, hr, hh = np.split(h @ recurrent_kernel + bias[1], 3, axis=-1)
+    steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    for t in steps:
+        if reset_after:
+            xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=-1)
+            hz, hr, hh = np.split(h @ recurrent_kernel + bias[1], 3, axis=-1)
+        else:
+            xz, xr, xh = np.split(x[:, t] @ kernel + bias, 3, axis=-1)
+            hz, hr = np.split(h @ recurrent_z_r, 2, axis=-1)
         z = np_activation("sigmoid", xz + hz)
         r = np_activation("sigmoid", xr + hr)
-        candidate = np.tanh(xh + r * hh)
+        if reset_after:
+            candidate = np.tanh(xh + r * hh)
+        else:
+            candidate = np.tanh(xh + (r * h) @ recurrent_h)
         h = z * h + (1.0 - z) * candidate
         sequence.append(h)
     assert h.shape[-1] == units
     return np.stack(sequence, axis=1), h
+
+
+def np_merge(mode, a, b):
+    if mode == "concat":
+        return np.concatenate([a, b], axis=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "mul":
+        return a * b
+    if mode == "ave":
+        return (a + b) / 2
+    raise ValueError(f"np_merge: no reference for {mode}")
 
 
 def np_causal_allowed(tq, tv):
@@ -1271,7 +1397,19 @@ def numpy_reference(layer, config, call_args, x, w):
         return [out] if updated is None else [out, updated]
     if layer == "GRU":
         h0 = x[1] if len(x) > 1 else np.zeros((x[0].shape[0], config["units"]))
-        return list(np_gru(x[0], w[0], w[1], w[2], h0))
+        return list(np_gru(x[0], w[0], w[1], w[2], h0, config["reset_after"],
+                           config["go_backwards"]))
+    if layer == "Bidirectional":
+        gru = config["layer"]["config"]
+        zeros = np.zeros((x[0].shape[0], gru["units"]))
+        h0_forward, h0_backward = (x[1], x[2]) if len(x) > 1 else (zeros, zeros)
+        seq, state = np_gru(x[0], *w[:3], h0_forward, gru["reset_after"], False)
+        seq_back, state_back = np_gru(x[0], *w[3:], h0_backward, gru["reset_after"], True)
+        if gru["return_sequences"]:
+            out = np_merge(config["merge_mode"], seq, seq_back[:, ::-1])
+        else:
+            out = np_merge(config["merge_mode"], state, state_back)
+        return [out, state, state_back] if gru["return_state"] else [out]
     if layer == "Attention":
         key = x[2] if len(x) > 2 else x[1]
         out, weights = np_attention(x[0], x[1], key, w[0] if w else None,
