@@ -351,6 +351,55 @@ std::vector<ConvBN*> InceptionResNetV2::layers_in_order() const {
   return out;
 }
 
+std::vector<KerasLayerNode> InceptionResNetV2::keras_graph() const {
+  std::vector<KerasLayerNode> g;
+  auto add = [&g](const char* class_name, std::vector<int> inputs, const ConvBN* unit = nullptr) {
+    g.push_back({class_name, std::move(inputs), unit});
+    return static_cast<int>(g.size()) - 1;
+  };
+  // conv2d_bn: Conv2D, then BatchNormalization unless the conv has a bias, then Activation.
+  auto unit = [&](int index, int x) {
+    const ConvBN* u = units_[index].get();
+    x = add("Conv2D", {x}, u);
+    if (u->bn) x = add("BatchNormalization", {x}, u);
+    return u->activation ? add("Activation", {x}) : x;
+  };
+  auto chain = [&](const std::vector<int>& indices, int x) {
+    for (int i : indices) x = unit(i, x);
+    return x;
+  };
+  auto residual = [&](const Residual& r, int x) {
+    std::vector<int> branches;
+    for (const auto& b : r.branches) branches.push_back(chain(b, x));
+    const int up = unit(r.up, add("Concatenate", branches));
+    const int sum = add("Lambda", {x, up});
+    return r.activation ? add("Activation", {sum}) : sum;
+  };
+  int x = add("InputLayer", {});
+  x = chain({stem_[0], stem_[1], stem_[2]}, x);
+  x = add("MaxPooling2D", {x});
+  x = chain({stem_[3], stem_[4]}, x);
+  x = add("MaxPooling2D", {x});
+  {
+    const int b0 = chain(mixed_5b_[0], x), b1 = chain(mixed_5b_[1], x), b2 = chain(mixed_5b_[2], x);
+    const int b3 = chain(mixed_5b_[3], add("AveragePooling2D", {x}));
+    x = add("Concatenate", {b0, b1, b2, b3});
+  }
+  for (const Residual& r : block35_) x = residual(r, x);
+  {
+    const int b0 = chain(mixed_6a_[0], x), b1 = chain(mixed_6a_[1], x);
+    x = add("Concatenate", {b0, b1, add("MaxPooling2D", {x})});
+  }
+  for (const Residual& r : block17_) x = residual(r, x);
+  {
+    const int b0 = chain(mixed_7a_[0], x), b1 = chain(mixed_7a_[1], x), b2 = chain(mixed_7a_[2], x);
+    x = add("Concatenate", {b0, b1, b2, add("MaxPooling2D", {x})});
+  }
+  for (const Residual& r : block8_) x = residual(r, x);
+  unit(conv_7b_, x);
+  return g;
+}
+
 Tensor InceptionResNetV2::forward(const Tensor& images) {
   if (images.rank() != 4 || images.shape()[3] != 3)
     throw std::invalid_argument("InceptionResNetV2: expected images [B, H, W, 3], got " +

@@ -2,8 +2,9 @@
 // same family for CPU training on the shapes dataset.
 //
 // Layer names follow Keras's automatic naming (conv2d, conv2d_1, ..., batch_normalization_N,
-// block35_1_conv, conv_7b, conv_7b_bn), so tf.keras-saved weight files map by name; the TF-slim
-// names of the official ImageNet file map by creation order (io/keras_import.cpp).
+// block35_1_conv, conv_7b, conv_7b_bn), so tf.keras-saved weight files map by name; the official
+// ImageNet file maps by its TF-slim names (ConvBN::slim_name), and any other valid file by
+// structure, through keras_graph() (models/keras_import.h).
 #pragma once
 #include <memory>
 #include <vector>
@@ -60,6 +61,15 @@ class ConvBN : public nn::Module {
   std::shared_ptr<const Folded> folded_;  // shared_ptr: Folded is complete only in the .cpp
 };
 
+// One layer of the network as Keras's functional API sees it (include_top=False), weightless ones
+// included: what Keras needs to derive `model.layers`, the order its weight files list layers in
+// (models/keras_import.cpp).
+struct KerasLayerNode {
+  std::string class_name;   // Keras class: "InputLayer", "Conv2D", "BatchNormalization", ...
+  std::vector<int> inputs;  // indices (into the graph) of the layers it is called on, in call order
+  const ConvBN* unit = nullptr;  // Conv2D and BatchNormalization: the unit the layer belongs to
+};
+
 class InceptionResNetV2 : public nn::Module {
  public:
   InceptionResNetV2(const InceptionConfig& config, Generator& gen,
@@ -72,6 +82,10 @@ class InceptionResNetV2 : public nn::Module {
   const InceptionConfig& config() const { return config_; }
   // Conv and BN layers in creation order (the order Keras creates and saves them).
   std::vector<ConvBN*> layers_in_order() const;
+  // The Keras layer graph of this network, exactly as keras.applications wires it (a Lambda or
+  // CustomScaleLayer for each residual sum, called on [block input, up conv]); the last node is the
+  // model's output.
+  std::vector<KerasLayerNode> keras_graph() const;
 
   // Inference-time BatchNorm folding for a frozen encoder. fold_batch_norm() snapshots, for each
   // conv2d_bn unit, the kernel scaled by 1/sqrt(moving_variance + epsilon) (times gamma) and the

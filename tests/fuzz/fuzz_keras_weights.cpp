@@ -28,6 +28,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A successful import filled every tensor of every layer of the encoder.
   GLIMPSE_FUZZ_CHECK(report.layers > 0 && report.tensors >= report.layers);
   GLIMPSE_FUZZ_CHECK(report.matched_by == "name" || report.matched_by == "slim-name" ||
-                     report.matched_by == "order");
+                     report.matched_by == "structure");
   return 0;
 }

@@ -22,6 +22,15 @@ Writes into tests/data/inception/ (all weights seeded random, identical in every
   tiny_slim_names_keras_order.h5  the same with layer_names in the order the official file really
                                   has: Keras's model.layers (topological) order, the order Keras's
                                   own legacy loader pairs by position (verified: keras 3 loads it)
+  twice_model.h5                  tf_keras save_weights() of the "twice" config (64x64, width
+  twice_model.weights.h5          divisor 32, 2/2/2 repeats) and keras 3 save_weights(), both of
+                                  the SECOND model built in one session: automatic names offset
+                                  (conv2d_51, ...); Keras loads them into a fresh model by structure
+  twice_io.h5                     input [2,64,64,3] and Keras's output [2,2,2,48] for them
+  twice_truncated.h5              twice_model.h5 without its last two layers with weights (Keras
+                                  refuses it, and each config's files in the other's model)
+  full_layer_order.json           keras.applications.InceptionResNetV2's layers with weights in
+                                  model.layers order (names only)
   tiny_broken.h5                  tiny_model.h5's layout (same names and order) with two kernels
                                   of the wrong shape and one layer missing (root attribute
                                   `broken` says which); its datasets hold no data, so they read as
@@ -68,6 +77,10 @@ OUT_DIR = os.path.normpath(os.path.join(HERE, "..", "data", "inception"))
 TINY = dict(image_size=128, width_divisor=8, repeats_block35=1, repeats_block17=1,
             repeats_block8=1, valid_reductions=False)
 REDUCED_VALID = dict(TINY, image_size=99, valid_reductions=True)
+# A notebook that built the model twice: narrower still, but 2 repeats of each residual block so
+# that Keras's layer order across repeated blocks is exercised too.
+TWICE = dict(image_size=64, width_divisor=32, repeats_block35=2, repeats_block17=2,
+             repeats_block8=2, valid_reductions=False)
 FULL = dict(image_size=299, width_divisor=1, repeats_block35=10, repeats_block17=20,
             repeats_block8=10, valid_reductions=True)
 FULL_PARAMETERS = 54_336_736  # keras.applications.InceptionResNetV2(include_top=False)
@@ -584,6 +597,119 @@ def make_broken(out_dir, legacy_path):
     return {"tiny_broken.h5 wrong shapes": {k: list(v) for k, v in shapes.items()}}
 
 
+def make_twice(out_dir, tiny_dir):
+    """Files saved after building the network twice in one session, so every automatic name is
+    offset (conv2d_N starts where the first model's left off); Keras's own loaders still load them
+    into a freshly built model (checked here): they pair layers by structure, not by name. Also a
+    truncated file, and checks that Keras refuses the files of the other config (tiny files into
+    this model, these into the tiny model), which the C++ import must refuse too."""
+    config = TWICE
+    rng = np.random.default_rng(seed_for("inception twice"))
+    report = {}
+    keras.backend.clear_session()
+    build_irv2(config)  # the first build takes the plain names
+    model, builder = build_irv2(config)
+    first = builder.units[0]["conv"].name
+    assert first != "conv2d", "names are not offset"
+    weights = seeded_weights(builder.units, rng)
+    set_weights_by_name(model, weights)
+    x = seeded_input(rng, 2, config["image_size"])
+    y = run(model, x)
+    keras3_path = os.path.join(out_dir, "twice_model.weights.h5")
+    model.save_weights(keras3_path)
+    report["twice: first automatic name"] = first
+    report["twice parameters"] = model.count_params()
+
+    tf_keras.backend.clear_session()
+    build_irv2(config, tf_keras)
+    legacy, legacy_builder = build_irv2(config, tf_keras)
+    legacy_weights = {}
+    for unit, legacy_unit in zip(builder.units, legacy_builder.units):  # creation order
+        legacy_weights[legacy_unit["conv"].name] = weights[unit["conv"].name]
+        if unit["bn"] is not None:
+            legacy_weights[legacy_unit["bn"].name] = weights[unit["bn"].name]
+    set_weights_by_name(legacy, legacy_weights)
+    legacy_path = os.path.join(out_dir, "twice_model.h5")
+    legacy.save_weights(legacy_path)
+    y_legacy = run(legacy, x)
+    report["twice: tf_keras vs keras 3 output"] = float(np.max(np.abs(y_legacy - y)))
+
+    # Keras's loaders, in a fresh session (plain names, so hardly anything matches by name).
+    for path in (keras3_path, legacy_path):
+        keras.backend.clear_session()
+        fresh, _ = build_irv2(config)
+        fresh.load_weights(path)
+        report[f"twice: keras 3 reloads {os.path.basename(path)} into a fresh model"] = \
+            float(np.max(np.abs(run(fresh, x) - y)))
+    tf_keras.backend.clear_session()
+    fresh, _ = build_irv2(config, tf_keras)
+    fresh.load_weights(legacy_path)
+    report["twice: tf_keras reloads twice_model.h5 into a fresh model"] = \
+        float(np.max(np.abs(run(fresh, x) - y_legacy)))
+
+    write_io(os.path.join(out_dir, "twice_io.h5"), config, x, y,
+             note=("config 'twice' (width divisor 32, 2 repeats of each residual block, 64x64): "
+                   "Keras inference-mode output of the model whose weights are in "
+                   "twice_model.h5 / twice_model.weights.h5, each saved from the second model "
+                   f"built in one session (automatic names start at {first})"),
+             extra_attrs=dict(weights_files="twice_model.h5 twice_model.weights.h5",
+                              parameters=np.int64(model.count_params()),
+                              stage_sizes=json.dumps(stage_sizes(config), sort_keys=True)))
+
+    # twice_model.h5 without its last two layers with weights (datasets left unwritten: zeros).
+    layers = read_legacy_layers(legacy_path)
+    weighted = [i for i, (_, w) in enumerate(layers) if w]
+    dropped = [layers[i][0] for i in weighted[-2:]]
+    truncated = [layer for i, layer in enumerate(layers) if i not in weighted[-2:]]
+    truncated_path = os.path.join(out_dir, "twice_truncated.h5")
+    with h5py.File(legacy_path, "r") as f:
+        keras_version = f.attrs["keras_version"]
+        keras_version = keras_version.decode() if isinstance(keras_version, bytes) \
+            else str(keras_version)
+    write_legacy_layers(truncated_path, truncated, keras_version,
+                        extra_root_attrs={"dropped": json.dumps(dropped)}, data=False)
+    report["twice_truncated.h5 drops"] = dropped
+
+    # What Keras refuses: the truncated file, and each config's files in the other's model.
+    refusals = {}
+    for name, model_config in (("twice_truncated.h5", config),
+                               ("tiny_model.h5", config), ("tiny_model.weights.h5", config),
+                               ("twice_model.h5", TINY), ("twice_model.weights.h5", TINY)):
+        directory = tiny_dir if name.startswith("tiny") else out_dir
+        keras.backend.clear_session()
+        fresh, _ = build_irv2(model_config)
+        try:
+            fresh.load_weights(os.path.join(directory, name))
+            refusals[name] = None
+        except (ValueError, KeyError) as error:
+            refusals[name] = str(error).strip().splitlines()[0][:100]
+        assert refusals[name], f"keras 3 loaded {name} into a model of another config"
+    report["keras 3 refuses"] = refusals
+    check_report(report, y)
+    return report
+
+
+def make_full_layer_order(out_dir):
+    """full_layer_order.json: keras.applications.InceptionResNetV2(include_top=False)'s layers with
+    weights in model.layers order, the order legacy files list them in and Keras 3 numbers its
+    groups by (identical in keras 3 and tf_keras; checked). Names only: no weights needed."""
+    orders = {}
+    for k in (keras, tf_keras):
+        k.backend.clear_session()
+        reference = k.applications.InceptionResNetV2(include_top=False, weights=None,
+                                                     input_shape=(75, 75, 3))
+        orders[k.__name__] = [layer.name for layer in reference.layers if layer.weights]
+    assert orders["keras"] == orders["tf_keras"], "keras 3 and tf_keras order layers differently"
+    with open(os.path.join(out_dir, "full_layer_order.json"), "w") as f:
+        json.dump(dict(note="keras.applications.InceptionResNetV2(include_top=False): the names of "
+                            "its layers with weights in model.layers order (keras 3 and tf_keras "
+                            "agree)",
+                       keras_version=keras.__version__, tf_keras_version=tf_keras.__version__,
+                       layers=orders["keras"]), f, indent=0)
+        f.write("\n")
+    return {"full_layer_order.json layers": len(orders["keras"])}
+
+
 def make_reduced_valid(out_dir, weights):
     config = REDUCED_VALID
     rng = np.random.default_rng(seed_for("inception reduced_valid"))
@@ -928,6 +1054,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     weights, report = make_tiny(args.out)
     report.update(make_reduced_valid(args.out, weights))
+    report.update(make_twice(args.out, args.out))
+    report.update(make_full_layer_order(args.out))
     for key, value in report.items():
         print(f"{key}: {value}")
     problems = verify(args.out)
