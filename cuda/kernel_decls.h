@@ -69,10 +69,10 @@ void batch_norm_backward(const float* x, const float* mean, const float* var, co
                          int64_t C, float eps, bool training);
 
 // embedding.cu
-void gather_rows(const float* table, const int32_t* idx, float* out, int64_t n_idx,
-                 int64_t row_size);
-void scatter_add_rows(const float* gout, const int32_t* idx, float* gtable, int64_t n_idx,
-                      int64_t row_size);
+void gather_rows(const float* table, int64_t n_rows, const int32_t* idx, float* out,
+                 int64_t n_idx, int64_t row_size);
+void scatter_add_rows(const float* gout, const int32_t* idx, float* gtable, int64_t n_rows,
+                      int64_t n_idx, int64_t row_size);
 
 // conv_pool.cu
 void im2col(const float* x, float* cols, const Conv2dGeometry& g);

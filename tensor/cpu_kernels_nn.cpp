@@ -273,10 +273,16 @@ void gru_gates_reset_before_backward(const T* drh, const T* gates, const T* h_pr
   });
 }
 
+// ONNX Gather / NumPy take: a negative index counts from the end of the table.
+inline int64_t wrap_row(int32_t index, int64_t n_rows) {
+  return index < 0 ? static_cast<int64_t>(index) + n_rows : static_cast<int64_t>(index);
+}
+
 template <class T>
-void gather_rows(const T* table, const int32_t* idx, T* out, int64_t n_idx, int64_t row_size) {
+void gather_rows(const T* table, int64_t n_rows, const int32_t* idx, T* out, int64_t n_idx,
+                 int64_t row_size) {
   parallel_for(n_idx, row_size, [&](int64_t i) {
-    std::memcpy(out + i * row_size, table + static_cast<int64_t>(idx[i]) * row_size,
+    std::memcpy(out + i * row_size, table + wrap_row(idx[i], n_rows) * row_size,
                 row_size * sizeof(T));
   });
 }
@@ -284,8 +290,8 @@ void gather_rows(const T* table, const int32_t* idx, T* out, int64_t n_idx, int6
 // Repeated indices add into the same table row, so threads split the columns, never the indices:
 // each table element is updated by one thread, in index order.
 template <class T>
-void scatter_add_rows(const T* gout, const int32_t* idx, T* gtable, int64_t n_idx,
-                      int64_t row_size) {
+void scatter_add_rows(const T* gout, const int32_t* idx, T* gtable, int64_t n_rows,
+                      int64_t n_idx, int64_t row_size) {
   constexpr int64_t kColumns = 128;
   const int64_t num_chunks = (row_size + kColumns - 1) / kColumns;
   parallel_for(num_chunks, n_idx * std::min(row_size, kColumns), [&](int64_t chunk) {
@@ -293,7 +299,7 @@ void scatter_add_rows(const T* gout, const int32_t* idx, T* gtable, int64_t n_id
     const int64_t c_end = std::min(row_size, c_begin + kColumns);
     for (int64_t i = 0; i < n_idx; ++i) {
       const T* src = gout + i * row_size;
-      T* dst = gtable + static_cast<int64_t>(idx[i]) * row_size;
+      T* dst = gtable + wrap_row(idx[i], n_rows) * row_size;
       for (int64_t c = c_begin; c < c_end; ++c) dst[c] += src[c];
     }
   });

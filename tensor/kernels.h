@@ -137,10 +137,13 @@ struct Kernels {
                               T* gx, T* ggamma, T* gbeta, int64_t N, int64_t C, T eps,
                               bool training);
 
-  // Embedding: out[i, :] = table[idx[i], :]; backward accumulates rows into gtable.
-  void (*gather_rows)(const T* table, const int32_t* idx, T* out, int64_t n_idx, int64_t row_size);
-  void (*scatter_add_rows)(const T* gout, const int32_t* idx, T* gtable, int64_t n_idx,
-                           int64_t row_size);
+  // Row gather (embeddings, ONNX Gather): out[i, :] = table[idx[i], :] for a table of n_rows
+  // rows, a negative index -k meaning row n_rows - k; backward accumulates rows into gtable.
+  // The op checks the range [-n_rows, n_rows) before the call.
+  void (*gather_rows)(const T* table, int64_t n_rows, const int32_t* idx, T* out, int64_t n_idx,
+                      int64_t row_size);
+  void (*scatter_add_rows)(const T* gout, const int32_t* idx, T* gtable, int64_t n_rows,
+                           int64_t n_idx, int64_t row_size);
 
   // im2col for NHWC: cols[(n, oh, ow), (kh, kw, c)], zero where the window hits padding.
   void (*im2col)(const T* x, T* cols, const Conv2dGeometry& g);

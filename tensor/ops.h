@@ -80,8 +80,14 @@ Tensor unsqueeze(const Tensor& x, int axis);
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 
 // ---- neural-network ops (ops_nn.cpp) ---------------------------------------------------------------
-// Embedding lookup: table [V, D], ids int32 [...] -> [..., D]. Backward scatter-adds into table.
+// Embedding lookup: table [V, D], ids int32 [...] -> [..., D], ids in [0, V). Backward
+// scatter-adds into table.
 Tensor gather_rows(const Tensor& table, const Tensor& ids);
+// NumPy take / ONNX Gather: x [before..., n, after...] (n on `axis`), int32 indices [I...] ->
+// [before..., I..., after...]. Indices lie in [-n, n); a negative index -k picks n - k. The range
+// is checked on the CPU; on an accelerator the kernel only wraps negatives (checking would cost
+// a copy to the host per call). Differentiable in x.
+Tensor gather(const Tensor& x, const Tensor& indices, int axis = 0);
 // Fused log-softmax + NLL over logits [..., V] and int32 targets [...]. Targets equal to
 // ignore_index are masked out; the result is sum(loss * mask) / max(sum(mask), 1), a scalar.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index = 0);

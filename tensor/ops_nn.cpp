@@ -13,7 +13,9 @@ using detail::fail;
 using detail::kernels_for;
 
 namespace {
-void check_ids(const char* op, const Tensor& ids, int64_t limit, const char* what) {
+// Indices must lie in [0, limit), or in [-limit, limit) when negative ones count from the end.
+void check_ids(const char* op, const Tensor& ids, int64_t limit, const char* what,
+               bool allow_negative = false) {
   detail::check_defined(op, ids, what);
   if (ids.dtype() != DType::I32)
     fail(op, what, " must be int32, got ", dtype_name(ids.dtype()), " of shape ",
@@ -23,30 +25,32 @@ void check_ids(const char* op, const Tensor& ids, int64_t limit, const char* wha
   if (ids.device() == Device::CPU) {
     Tensor c = ids.contiguous();
     const int32_t* p = c.data<int32_t>();
+    const int64_t low = allow_negative ? -limit : 0;
     for (int64_t i = 0; i < c.numel(); ++i)
-      if (p[i] < 0 || p[i] >= limit)
-        fail(op, what, " value ", p[i], " at flat position ", i, " is outside [0, ", limit, ")");
+      if (p[i] < low || p[i] >= limit)
+        fail(op, what, " value ", p[i], " at flat position ", i, " is outside [", low, ", ",
+             limit, ")");
   }
 }
-}  // namespace
 
-Tensor gather_rows(const Tensor& table, const Tensor& ids) {
-  const char* name = "gather_rows";
+// The row gather behind gather_rows (strict: token ids are never negative) and gather.
+Tensor gather_table_rows(const char* name, const Tensor& table, const Tensor& ids,
+                         const char* ids_name, bool allow_negative) {
   check_float(name, table, "table");
   detail::check_rank(name, table, 2, "table");
-  check_ids(name, ids, table.shape()[0], "ids");
+  check_ids(name, ids, table.shape()[0], ids_name, allow_negative);
   if (ids.device() != table.device())
     fail(name, "ids are on ", device_name(ids.device()), " but the table is on ",
          device_name(table.device()));
   Tensor t = table.contiguous();
   Tensor idx = ids.contiguous();
-  const int64_t D = table.shape()[1];
+  const int64_t V = table.shape()[0], D = table.shape()[1];
   Shape out_shape = ids.shape();
   out_shape.push_back(D);
   Tensor out = Tensor::empty(out_shape, table.dtype(), table.device());
   dispatch_float(name, table.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels_for<T>(t.device()).gather_rows(t.data<T>(), idx.data<int32_t>(), out.data<T>(),
+    kernels_for<T>(t.device()).gather_rows(t.data<T>(), V, idx.data<int32_t>(), out.data<T>(),
                                            idx.numel(), D);
   });
   if (any_requires_grad({t})) {
@@ -57,12 +61,40 @@ Tensor gather_rows(const Tensor& table, const Tensor& ids) {
       dispatch_float(name, gy.dtype(), [&](auto tag) {
         using T = decltype(tag);
         kernels_for<T>(gy.device()).scatter_add_rows(gy.data<T>(), idx.data<int32_t>(),
-                                                      gt.data<T>(), idx.numel(), D);
+                                                      gt.data<T>(), V, idx.numel(), D);
       });
       return std::vector<Tensor>{gt};
     });
   }
   return out;
+}
+}  // namespace
+
+Tensor gather_rows(const Tensor& table, const Tensor& ids) {
+  return gather_table_rows("gather_rows", table, ids, "ids", /*allow_negative=*/false);
+}
+
+Tensor gather(const Tensor& x, const Tensor& indices, int axis) {
+  const char* name = "gather";
+  detail::check_defined(name, x, "x");
+  if (x.rank() == 0) fail(name, "x must have at least one axis, got a scalar");
+  axis = detail::normalize_axis(name, axis, x.rank());
+  // Bring the gathered axis first and flatten the rest: a row gather on [n, rest].
+  std::vector<int> to_front{axis};
+  Shape rest_shape;
+  for (int i = 0; i < x.rank(); ++i)
+    if (i != axis) { to_front.push_back(i); rest_shape.push_back(x.shape()[i]); }
+  Tensor table = reshape(permute(x, to_front).contiguous(), {x.shape()[axis], shape_numel(rest_shape)});
+  Tensor rows = gather_table_rows(name, table, indices, "indices", /*allow_negative=*/true);
+  // [indices..., before..., after...] -> [before..., indices..., after...].
+  Shape unflat = indices.shape();
+  unflat.insert(unflat.end(), rest_shape.begin(), rest_shape.end());
+  const int q = indices.rank();
+  std::vector<int> order;
+  for (int i = 0; i < axis; ++i) order.push_back(q + i);
+  for (int i = 0; i < q; ++i) order.push_back(i);
+  for (int i = q + axis; i < static_cast<int>(unflat.size()); ++i) order.push_back(i);
+  return permute(reshape(rows, unflat), order).contiguous();
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index) {

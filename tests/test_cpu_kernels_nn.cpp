@@ -177,24 +177,27 @@ TEST_CASE("gru_step: forward vs the Keras reset_after formulas, backward by fini
   CHECK(max_abs_diff(out_f, std::vector<float>(hd.begin(), hd.end())) <= 1e-5);
 }
 
-TEST_CASE("gather_rows and scatter_add_rows with repeated indices") {
+TEST_CASE("gather_rows and scatter_add_rows with repeated and negative indices") {
   for (int64_t row_size : {int64_t(3), int64_t(300)}) {
     const int64_t table_rows = 10, n_idx = 400;
     const auto table = random_vector<float>(table_rows * row_size, 91);
-    std::vector<int32_t> idx(n_idx);
-    for (int64_t i = 0; i < n_idx; ++i) idx[i] = int32_t((i * 7) % table_rows);  // every row repeated
+    std::vector<int32_t> idx(n_idx), row(n_idx);
+    for (int64_t i = 0; i < n_idx; ++i) {
+      row[i] = int32_t((i * 7) % table_rows);  // every row repeated
+      idx[i] = i % 3 == 0 ? row[i] - int32_t(table_rows) : row[i];  // -k is row table_rows - k
+    }
     std::vector<float> out(n_idx * row_size);
-    kf().gather_rows(table.data(), idx.data(), out.data(), n_idx, row_size);
+    kf().gather_rows(table.data(), table_rows, idx.data(), out.data(), n_idx, row_size);
     int64_t wrong = 0;
     for (int64_t i = 0; i < n_idx; ++i)
-      for (int64_t c = 0; c < row_size; ++c) wrong += out[i * row_size + c] != table[idx[i] * row_size + c];
+      for (int64_t c = 0; c < row_size; ++c) wrong += out[i * row_size + c] != table[row[i] * row_size + c];
     CHECK(wrong == 0);
 
     const auto gout = random_vector<double>(n_idx * row_size, 92);
     std::vector<double> gtable(table_rows * row_size, 1.0), expected(table_rows * row_size, 1.0);
     for (int64_t i = 0; i < n_idx; ++i)
-      for (int64_t c = 0; c < row_size; ++c) expected[idx[i] * row_size + c] += gout[i * row_size + c];
-    kd().scatter_add_rows(gout.data(), idx.data(), gtable.data(), n_idx, row_size);
+      for (int64_t c = 0; c < row_size; ++c) expected[row[i] * row_size + c] += gout[i * row_size + c];
+    kd().scatter_add_rows(gout.data(), idx.data(), gtable.data(), table_rows, n_idx, row_size);
     CHECK(max_abs_diff(gtable, expected) <= 1e-12);
   }
 }

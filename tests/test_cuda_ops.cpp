@@ -107,6 +107,9 @@ TEST_CASE("every op on the GPU matches the CPU, forward and backward") {
   compare_devices("dense on a sequence", [](auto& x) { return matmul(x[0], x[1]); }, {rnd({2, 5, 7}, g), rnd({7, 3}, g)});
   Tensor ids = Tensor::from_vector(std::vector<int32_t>{0, 3, 3, 1, 4, 0}, {2, 3});
   compare_devices("gather_rows", [&](auto& x) { return gather_rows(x[0], x[1]); }, {rnd({5, 4}, g), ids});
+  Tensor signed_ids = Tensor::from_vector(std::vector<int32_t>{-1, 2, -3, 0}, {2, 2});
+  compare_devices("gather with negative indices", [&](auto& x) { return gather(x[0], x[1], 1); },
+                  {rnd({2, 3, 4}, g), signed_ids});
   Tensor targets = Tensor::from_vector(std::vector<int32_t>{2, 0, 5, 1, 0, 3}, {2, 3});
   compare_devices("cross_entropy", [&](auto& x) { return cross_entropy(x[0], x[1], 0); }, {rnd({2, 3, 6}, g, -3, 3), targets});
   compare_devices("layer_norm", [](auto& x) { return layer_norm(x[0], x[1], x[2], 1e-3); },

@@ -949,7 +949,7 @@ TEST_CASE("cuda parity: batch norm statistics, forward and backward") {
 // ---------------------------------------------------------------------------------------------
 // Embedding, convolution and pooling.
 
-TEST_CASE("cuda parity: gather_rows and scatter_add_rows with repeated indices") {
+TEST_CASE("cuda parity: gather_rows and scatter_add_rows with repeated and negative indices") {
   SKIP_WITHOUT_GPU();
   Random rnd(12);
   struct Shape {
@@ -959,19 +959,20 @@ TEST_CASE("cuda parity: gather_rows and scatter_add_rows with repeated indices")
   for (const Shape& s : shapes) {
     INFO("vocab " << s.vocab << " row " << s.row_size << " n_idx " << s.n_idx);
     const auto table = rnd.uniform(s.vocab * s.row_size);
-    const auto idx = rnd.indices(s.n_idx, 0, static_cast<int32_t>(s.vocab - 1));
+    // Negative indices count from the end (ONNX Gather), as on the CPU.
+    const auto idx = rnd.indices(s.n_idx, static_cast<int32_t>(-s.vocab), static_cast<int32_t>(s.vocab - 1));
     std::vector<float> out(s.n_idx * s.row_size);
-    ref().gather_rows(table.data(), idx.data(), out.data(), s.n_idx, s.row_size);
+    ref().gather_rows(table.data(), s.vocab, idx.data(), out.data(), s.n_idx, s.row_size);
     DeviceVector<float> dtable(table), dout(unwritten(s.n_idx * s.row_size));
     DeviceVector<int32_t> didx(idx);
-    gpu().gather_rows(dtable.get(), didx.get(), dout.get(), s.n_idx, s.row_size);
+    gpu().gather_rows(dtable.get(), s.vocab, didx.get(), dout.get(), s.n_idx, s.row_size);
     check_identical("gather_rows", dout.to_host(), out);
 
     const auto gout = rnd.uniform(s.n_idx * s.row_size);
     auto gtable = rnd.uniform(s.vocab * s.row_size);  // accumulates into what is there
     DeviceVector<float> dgout(gout), dgtable(gtable);
-    ref().scatter_add_rows(gout.data(), idx.data(), gtable.data(), s.n_idx, s.row_size);
-    gpu().scatter_add_rows(dgout.get(), didx.get(), dgtable.get(), s.n_idx, s.row_size);
+    ref().scatter_add_rows(gout.data(), idx.data(), gtable.data(), s.vocab, s.n_idx, s.row_size);
+    gpu().scatter_add_rows(dgout.get(), didx.get(), dgtable.get(), s.vocab, s.n_idx, s.row_size);
     // Atomic additions come in any order: judge against the largest count of additions.
     check_close("scatter_add_rows", dgtable.to_host(), gtable, double(s.n_idx) / s.vocab + 2);
   }
@@ -1371,8 +1372,8 @@ TEST_CASE("cuda kernels with zero-size inputs launch nothing and fail nothing") 
   k.batch_norm_stats(p, p, p, 5, 0);
   k.batch_norm_forward(p, p, p, p, p, p, 0, 3, 1e-3f);
   k.batch_norm_backward(p, p, p, p, p, p, p, p, 5, 0, 1e-3f, true);
-  k.gather_rows(p, q, p, 0, 3);
-  k.scatter_add_rows(p, q, p, 0, 3);
+  k.gather_rows(p, 0, q, p, 0, 3);
+  k.scatter_add_rows(p, q, p, 0, 0, 3);
   const Conv2dGeometry g{0, 4, 4, 2, 3, 3, 1, 1, 1, 1, 4, 4};
   k.im2col(p, p, g);
   k.col2im(p, p, g);

@@ -43,6 +43,14 @@ TEST_CASE("wrong dtypes and out-of-range indices") {
               "value 5 at flat position 1 is outside [0, 5)");
   CHECK_FAILS(gather_rows(table, Tensor::from_vector(std::vector<int32_t>{-1}, {1})),
               "value -1");
+  // gather counts negative indices from the end, so only [-5, 5) is valid on an axis of 5.
+  CHECK_FAILS(gather(table, Tensor::from_vector(std::vector<int32_t>{4, -6}, {2}), 0),
+              "gather: indices value -6 at flat position 1 is outside [-5, 5)");
+  CHECK_FAILS(gather(table, Tensor::from_vector(std::vector<int32_t>{2}, {1}), 1),
+              "gather: indices value 2 at flat position 0 is outside [-2, 2)");
+  CHECK_FAILS(gather(table, Tensor::zeros({1}), 0), "gather: indices must be int32");
+  CHECK_FAILS(gather(table, Tensor::from_vector(std::vector<int32_t>{0}, {1}), 2),
+              "axis 2 is out of range");
   Tensor logits = Tensor::zeros({2, 4});
   CHECK_FAILS(cross_entropy(logits, Tensor::from_vector(std::vector<int32_t>{1, 7}, {2})),
               "target 7");

@@ -116,6 +116,22 @@ TEST_CASE("embedding gather with repeated ids") {
   check_gradients([ids](auto& in) { return gather_rows(in[0], ids); }, {table});
 }
 
+TEST_CASE("gather along any axis with repeated and negative indices") {
+  Tensor x = random_tensor({3, 4, 2}, rng);
+  Tensor idx = Tensor::from_vector(std::vector<int32_t>{-1, 2, 0, -4, 3, 3}, {3, 2});
+  check_gradients([idx](auto& in) { return gather(in[0], idx, 1); }, {x});
+  // Forward: -k picks n - k, and the indices' shape replaces the gathered axis.
+  Tensor y = gather(x, idx, 1);
+  CHECK(y.shape() == Shape{3, 3, 2, 2});
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t c = 0; c < 2; ++c) {
+      CHECK(y.to_vector()[((b * 3 + 0) * 2 + 0) * 2 + c] == x.to_vector()[(b * 4 + 3) * 2 + c]);
+      CHECK(y.to_vector()[((b * 3 + 1) * 2 + 1) * 2 + c] == x.to_vector()[(b * 4 + 0) * 2 + c]);
+    }
+  Tensor first = Tensor::from_vector(std::vector<int32_t>{-3, 2, 2}, {3});
+  check_gradients([first](auto& in) { return gather(in[0], first, 0); }, {x});
+}
+
 TEST_CASE("fused cross-entropy with padding mask") {
   Tensor logits = random_tensor({2, 4, 6}, rng, -3, 3);
   Tensor targets = Tensor::from_vector(std::vector<int32_t>{3, 1, 0, 0, 5, 2, 4, 0}, {2, 4});
