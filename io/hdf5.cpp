@@ -3,6 +3,8 @@
 
 #include "io/hdf5.h"
 
+#include "io/atomic_file.h"
+
 #include <fcntl.h>
 #include <hdf5.h>
 #include <signal.h>
@@ -1483,25 +1485,6 @@ double H5File::read_double_attr(const std::string& object_path, const std::strin
 
 namespace {
 
-[[noreturn]] void fail_system(const std::string& final_path, const std::string& what) {
-  throw std::runtime_error("write_file_atomically: " + final_path + ": " + what + " (" +
-                           std::strerror(errno) + ")");
-}
-
-void fsync_path(const std::string& path, int flags, const std::string& final_path,
-                const std::string& what) {
-  int descriptor = ::open(path.c_str(), flags);
-  if (descriptor < 0) fail_system(final_path, "cannot open " + what + " " + quoted(path));
-  int status = ::fsync(descriptor);
-  int saved_errno = errno;
-  ::close(descriptor);
-  // Some file systems cannot fsync a directory (EINVAL); the rename has still happened.
-  if (status != 0 && !(saved_errno == EINVAL && (flags & O_DIRECTORY))) {
-    errno = saved_errno;
-    fail_system(final_path, "cannot fsync " + what + " " + quoted(path));
-  }
-}
-
 // Removes "<final_path>.tmp-<pid>" files left by processes that died while saving (kill -9, a
 // power cut). A file whose process still runs is another writer's work in progress and is kept.
 void remove_stale_temporaries(const std::string& final_path) {
@@ -1537,12 +1520,12 @@ void write_file_atomically(const std::string& final_path,
       fill(file);
       file.close();
     }
-    // HDF5 has written through the OS cache; make the bytes durable before the rename makes
-    // them visible under the final name, or a crash could leave a complete-looking empty file.
-    fsync_path(temp_path, O_RDONLY, final_path, "temp file");
+    // A durable commit (io/atomic_file.h) in its two halves, with the fault points of the
+    // kill tests between them: the bytes reach the disk before the rename shows them under the
+    // final name, or a crash could leave a complete-looking empty file.
+    fsync_file(temp_path, "write_file_atomically");
     fault_point("checkpoint-written");
-    if (std::rename(temp_path.c_str(), final_path.c_str()) != 0)
-      fail_system(final_path, "cannot rename " + quoted(temp_path) + " over it");
+    commit_temporary_file(temp_path, final_path, "write_file_atomically", FileSync::Fast);
     fault_point("checkpoint-renamed");
   } catch (const std::runtime_error& e) {
     std::error_code ignored;
@@ -1561,8 +1544,7 @@ void write_file_atomically(const std::string& final_path,
     fs::remove(temp_path, ignored);
     throw;
   }
-  std::string directory = fs::path(final_path).parent_path().string();
-  fsync_path(directory.empty() ? "." : directory, O_RDONLY | O_DIRECTORY, final_path, "directory");
+  fsync_directory_of(final_path, "write_file_atomically");
 }
 
 }  // namespace glimpse

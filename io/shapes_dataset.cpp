@@ -532,7 +532,11 @@ void generate_shapes_dataset(const std::string& out_dir, const ShapesConfig& con
     write_file_atomically((root / "annotations" / ("captions_" + split_name + ".json")).string(),
                           document.dump(1) + "\n", "generate_shapes_dataset");
   }
-  write_file_atomically(stamp_path(out_dir).string(), stamp_json(config).dump(1) + "\n", "generate_shapes_dataset");
+  // The stamp says "complete": every image and annotation file must be on disk before it is (they
+  // were committed without an fsync each, which would cost seconds for thousands of small files).
+  sync_file_system_of(stamp_path(out_dir).string(), "generate_shapes_dataset");
+  write_file_atomically(stamp_path(out_dir).string(), stamp_json(config).dump(1) + "\n", "generate_shapes_dataset",
+                        FileSync::Durable);
 }
 
 }  // namespace glimpse
