@@ -323,6 +323,7 @@ InceptionResNetV2::InceptionResNetV2(const InceptionConfig& config, Generator& g
   conv_7b_ = idx();
   output_channels_ = f(1536);
   grid_size_ = size;
+  gen_ = nullptr;  // the caller's generator: only make() uses it, and only during construction
   if (grid_size_ < 1)
     throw std::invalid_argument("InceptionResNetV2: image_size " +
                                 std::to_string(config.image_size) + " is too small (min 75)");

@@ -107,7 +107,6 @@ class InceptionResNetV2 : public nn::Module {
   bool batch_norm_folded() const;  // every unit holds a snapshot
 
  private:
-  struct Block;  // a residual block: branches, up conv, scale, activation
   ConvBN& make(const std::string& slim_name, int64_t cin, int64_t filters, int kh, int kw,
                int stride, Padding padding, bool activation = true, bool use_bias = false,
                const std::string& name = "");
@@ -115,7 +114,7 @@ class InceptionResNetV2 : public nn::Module {
   Padding reduction_padding() const;
 
   InceptionConfig config_;
-  Generator* gen_;
+  Generator* gen_;  // the constructor's generator, for make(); null once construction is over
   int conv_counter_ = 0, bn_counter_ = 0;
   std::vector<std::unique_ptr<ConvBN>> units_;
   int64_t output_channels_ = 0, grid_size_ = 0;

@@ -100,10 +100,6 @@ Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) {
   return full(shape, 1.0, dtype, device);
 }
 
-Tensor Tensor::scalar(double value, DType dtype, Device device) {
-  return full({}, value, dtype, device);
-}
-
 Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
   if (dtype == DType::I32) {
     std::vector<int32_t> v(n);

@@ -71,7 +71,6 @@ class Tensor {
                             Device device = Device::CPU);
   static Tensor from_vector(const std::vector<int32_t>& values, const Shape& shape,
                             Device device = Device::CPU);
-  static Tensor scalar(double value, DType dtype = DType::F32, Device device = Device::CPU);
 
   // ---- metadata ---------------------------------------------------------------------------
   bool defined() const { return impl_ != nullptr; }
