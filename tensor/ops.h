@@ -92,6 +92,14 @@ Tensor gather(const Tensor& x, const Tensor& indices, int axis = 0);
 // ignore_index are masked out; the result is sum(loss * mask) / max(sum(mask), 1), a scalar.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index = 0);
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps);
+// The same, also returning the per-row statistics it normalised with (rows = numel / C, each
+// [rows]): the mean and 1 / sqrt(variance + eps) — ONNX LayerNormalization's optional Mean and
+// InvStdDev outputs. The statistics are copies, outside autograd.
+struct LayerNormStatistics {
+  Tensor mean, inv_std;
+};
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                  LayerNormStatistics& statistics);
 // Batch norm over the last axis. training: batch statistics are used and the moving averages
 // (moving = moving * momentum + batch * (1 - momentum)) updated in place; otherwise the moving
 // statistics are used. gamma may be undefined (Keras scale=False).

@@ -147,6 +147,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
+  LayerNormStatistics unused;
+  return layer_norm(x, gamma, beta, eps, unused);
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                  LayerNormStatistics& statistics) {
   const char* name = "layer_norm";
   check_float(name, x, "input");
   check_float(name, gamma, "gamma");
@@ -169,6 +175,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
                                           mu.data<T>(), rstd.data<T>(), rows, C,
                                           static_cast<T>(eps));
   });
+  // Copies: mu and rstd also feed the backward pass below, which must not see a caller's edits.
+  statistics.mean = mu.clone();
+  statistics.inv_std = rstd.clone();
   if (any_requires_grad({xc, gc, bc})) {
     Tensor sx = xc.detach(), sg = gc.detach();
     record_node(name, {xc, gc, bc}, out, [=](const std::vector<Tensor>& g) {

@@ -172,6 +172,25 @@ TEST_CASE("layer norm matches its composed definition") {
   Tensor var = mean(square(sub(x, mu)), {-1}, true);
   Tensor composed = add(mul(div(sub(x, mu), sqrt(add_scalar(var, 1e-3))), gamma), beta);
   CHECK(glimpse::testing::max_abs_diff(fused.to_vector_f64(), composed.to_vector_f64()) < 1e-12);
+
+  // The statistics it can return: the same mean and 1/sqrt(var + eps), row by row, and copies that
+  // a caller may change without touching the backward pass.
+  LayerNormStatistics stats;
+  Tensor xg = x.clone().set_requires_grad();
+  Tensor with_stats = layer_norm(xg, gamma, beta, 1e-3, stats);
+  CHECK(stats.mean.shape() == Shape{4});
+  CHECK(stats.inv_std.shape() == Shape{4});
+  CHECK(glimpse::testing::max_abs_diff(stats.mean.to_vector_f64(), reshape(mu, {4}).to_vector_f64()) < 1e-12);
+  Tensor inv = div(Tensor::ones({4, 1}, DType::F64), sqrt(add_scalar(var, 1e-3)));
+  CHECK(glimpse::testing::max_abs_diff(stats.inv_std.to_vector_f64(), reshape(inv, {4}).to_vector_f64()) < 1e-12);
+  CHECK(glimpse::testing::max_abs_diff(with_stats.to_vector_f64(), fused.to_vector_f64()) == 0);
+  stats.mean.fill_(100.0);  // must not reach the backward pass of with_stats
+  stats.inv_std.fill_(-3.0);
+  Tensor r = random_tensor({4, 7}, rng);
+  sum(mul(with_stats, r)).backward();
+  Tensor xr = x.clone().set_requires_grad();
+  sum(mul(layer_norm(xr, gamma, beta, 1e-3), r)).backward();
+  CHECK(glimpse::testing::max_abs_diff(xg.grad().to_vector_f64(), xr.grad().to_vector_f64()) == 0);
 }
 
 TEST_CASE("conv2d: both paddings, strides 1 and 2, odd and even sizes") {

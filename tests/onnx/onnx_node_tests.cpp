@@ -161,12 +161,13 @@ Tensor channels_first(const Tensor& x) {
 }
 
 // ---- conv / pool attributes ----------------------------------------------------------------
-// What glimpse's conv2d/pooling can express today: TF-style SAME (the odd pixel after, i.e.
-// ONNX SAME_UPPER) and VALID. Explicit pads, SAME_LOWER, dilation and ceil_mode are features
-// being added (issue 17); when they land, only this function changes.
+// ONNX's window attributes, translated one for one into glimpse's Conv2dOptions/Pool2dOptions
+// (tensor/conv_geometry.h): the padding rule or the explicit pads, strides, dilations, ceil_mode.
+// No size arithmetic happens here; the ops resolve SAME_UPPER/SAME_LOWER and ceil_mode themselves.
 struct Window2d {
-  int kh = 1, kw = 1, sh = 1, sw = 1;
-  Padding padding = Padding::Valid;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  Padding2d padding;
+  bool ceil_mode = false;
 };
 
 Window2d window_2d(const Node& n, const std::vector<int64_t>& kernel, int spatial_rank) {
@@ -175,53 +176,60 @@ Window2d window_2d(const Node& n, const std::vector<int64_t>& kernel, int spatia
     throw Unsupported(op + ": " + std::to_string(spatial_rank) + "-D windows not supported (2-D only)");
   std::vector<int64_t> strides = n.attr_ints("strides", {1, 1});
   std::vector<int64_t> dilations = n.attr_ints("dilations", {1, 1});
-  for (int64_t d : dilations)
-    if (d != 1) throw Unsupported(op + ": dilation " + join(dilations) + " not supported");
-  if (n.attr_int("ceil_mode", 0) != 0) throw Unsupported(op + ": ceil_mode not supported");
   const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-  std::vector<int64_t> pads = n.attr_ints("pads", {0, 0, 0, 0});
   Window2d w;
-  w.kh = static_cast<int>(kernel[0]);
-  w.kw = static_cast<int>(kernel[1]);
-  w.sh = static_cast<int>(strides[0]);
-  w.sw = static_cast<int>(strides[1]);
-  if (auto_pad == "SAME_UPPER") {
-    w.padding = Padding::Same;
-  } else if (auto_pad == "VALID") {
-    w.padding = Padding::Valid;
-  } else if (auto_pad == "SAME_LOWER") {
-    throw Unsupported(op + ": auto_pad SAME_LOWER not supported");
-  } else if (auto_pad == "NOTSET") {
-    const bool zero = std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; });
-    if (!zero) {
-      const bool symmetric = pads.size() == 4 && pads[0] == pads[2] && pads[1] == pads[3];
-      throw Unsupported(op + (symmetric ? ": explicit pads " : ": asymmetric pads ") + join(pads) +
-                        " not supported (only auto_pad SAME_UPPER/VALID)");
-    }
-    w.padding = Padding::Valid;
-  } else {
-    throw std::runtime_error(op + ": unknown auto_pad '" + auto_pad + "'");
-  }
+  w.kh = static_cast<int>(kernel.at(0));
+  w.kw = static_cast<int>(kernel.at(1));
+  w.sh = static_cast<int>(strides.at(0));
+  w.sw = static_cast<int>(strides.at(1));
+  w.dh = static_cast<int>(dilations.at(0));
+  w.dw = static_cast<int>(dilations.at(1));
+  w.ceil_mode = n.attr_int("ceil_mode", 0) != 0;
+  if (auto_pad == "SAME_UPPER") w.padding = Padding2d::same();
+  else if (auto_pad == "SAME_LOWER") w.padding = Padding2d::same_lower();
+  else if (auto_pad == "VALID") w.padding = Padding2d::valid();
+  else if (auto_pad == "NOTSET") w.padding = Padding2d::onnx(n.attr_ints("pads", {0, 0, 0, 0}));
+  else throw std::runtime_error(op + ": unknown auto_pad '" + auto_pad + "'");
   return w;
+}
+
+Conv2dOptions conv_options(const Window2d& w, int groups) {
+  Conv2dOptions o;
+  o.stride_h = w.sh;
+  o.stride_w = w.sw;
+  o.padding = w.padding;
+  o.dilation_h = w.dh;
+  o.dilation_w = w.dw;
+  o.groups = groups;
+  return o;
+}
+
+Pool2dOptions pool_options(const Window2d& w, bool count_include_pad) {
+  Pool2dOptions o;
+  o.stride_h = w.sh;
+  o.stride_w = w.sw;
+  o.padding = w.padding;
+  o.dilation_h = w.dh;
+  o.dilation_w = w.dw;
+  o.ceil_mode = w.ceil_mode;
+  o.count_include_pad = count_include_pad;
+  return o;
 }
 
 // Pooling runs on [N, H, W, C]; a 1-D ONNX pool [N, C, L] is the 2-D pool of a 1-high image.
 Outputs pool(const Node& n, bool is_max) {
   const std::string& op = n.op();
-  if (n.wants_output(1)) throw Unsupported(op + ": the Indices output not supported");
+  if (n.wants_output(1)) throw Unsupported(op + ": the Indices output (flat argmax positions) not supported");
   Tensor x = n.data(0);
   std::vector<int64_t> kernel = n.attr_ints("kernel_shape", {});
   const int spatial = x.rank() - 2;
-  if (!is_max && n.attr_int("count_include_pad", 0) != 0) {
-    const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-    std::vector<int64_t> pads = n.attr_ints("pads", {});
-    const bool pads_zero = std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; });
-    // Without padding every window is full, so the divisor is the same either way.
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" || !pads_zero)
-      throw Unsupported(op + ": count_include_pad not supported");
-  }
+  const bool count_include_pad = !is_max && n.attr_int("count_include_pad", 0) != 0;
   if (n.attr("storage_order") && n.attr_int("storage_order", 0) != 0)
     throw Unsupported(op + ": storage_order 1 not supported");
+  auto run = [&](const Tensor& xl, const Window2d& w) {
+    const Pool2dOptions o = pool_options(w, count_include_pad);
+    return is_max ? max_pool2d(xl, w.kh, w.kw, o) : avg_pool2d(xl, w.kh, w.kw, o);
+  };
   if (spatial == 1) {
     // Lift to 2-D with a unit height; the attributes get the matching leading 1.
     std::vector<int64_t> k2{1, kernel.at(0)};
@@ -234,17 +242,9 @@ Outputs pool(const Node& n, bool is_max) {
       }
     }
     Node node2(proto, n.opset(), {});
-    Window2d w = window_2d(node2, k2, 2);
-    Tensor x2 = channels_last(unsqueeze(x, 2));
-    Tensor y = is_max ? max_pool2d(x2, w.kh, w.kw, w.sh, w.sw, w.padding)
-                      : avg_pool2d(x2, w.kh, w.kw, w.sh, w.sw, w.padding);
-    return {squeeze(channels_first(y), 2)};
+    return Outputs{squeeze(channels_first(run(channels_last(unsqueeze(x, 2)), window_2d(node2, k2, 2))), 2)};
   }
-  Window2d w = window_2d(n, kernel, spatial);
-  Tensor xl = channels_last(x);
-  Tensor y = is_max ? max_pool2d(xl, w.kh, w.kw, w.sh, w.sw, w.padding)
-                    : avg_pool2d(xl, w.kh, w.kw, w.sh, w.sw, w.padding);
-  return {channels_first(y)};
+  return Outputs{channels_first(run(channels_last(x), window_2d(n, kernel, spatial)))};
 }
 
 // Max over a set of axes: move them last, merge them into one, take glimpse's max over it.
@@ -312,16 +312,14 @@ std::function<Outputs(const Node&)> unary(Tensor (*op)(const Tensor&)) {
 // ---- the operators -------------------------------------------------------------------------
 Outputs map_conv(const Node& n) {
   Tensor x = n.data(0), w = n.data(1);
-  if (n.attr_int("group", 1) != 1)
-    throw Unsupported("Conv: group " + std::to_string(n.attr_int("group", 1)) + " not supported (grouped/depthwise)");
   std::vector<int64_t> kernel = n.attr_ints("kernel_shape", {w.shape().begin() + 2, w.shape().end()});
   Window2d win = window_2d(n, kernel, x.rank() - 2);
-  // ONNX weights [COUT, CIN, KH, KW] -> Keras [KH, KW, CIN, COUT].
+  const Conv2dOptions options = conv_options(win, static_cast<int>(n.attr_int("group", 1)));
+  // ONNX weights [COUT, CIN/group, KH, KW] -> Keras [KH, KW, CIN/group, COUT].
   Tensor kernel_hwio = permute(w, {2, 3, 1, 0}).contiguous();
   Tensor xl = channels_last(x);
-  Tensor y = n.has_input(2)
-                 ? conv2d_bias_activation(xl, kernel_hwio, n.data(2), win.sh, win.sw, win.padding, false)
-                 : conv2d(xl, kernel_hwio, win.sh, win.sw, win.padding);
+  Tensor y = n.has_input(2) ? conv2d_bias_activation(xl, kernel_hwio, n.data(2), options, false)
+                            : conv2d(xl, kernel_hwio, options);
   return {channels_first(y)};
 }
 
@@ -374,8 +372,6 @@ std::function<Outputs(const Node&)> map_softmax(bool log_space) {
 }
 
 Outputs map_layer_norm(const Node& n) {
-  if (n.wants_output(1) || n.wants_output(2))
-    throw Unsupported("LayerNormalization: the Mean/InvStdDev outputs not supported");
   Tensor x = n.data(0), scale = n.data(1);
   int64_t axis = n.attr_int("axis", -1);
   if (axis < 0) axis += x.rank();
@@ -388,8 +384,12 @@ Outputs map_layer_norm(const Node& n) {
     throw Unsupported("LayerNormalization: Scale of shape " + shape_str(scale.shape()) +
                       " broadcast over the normalised axes not supported");
   Tensor bias = n.has_input(2) ? reshape(n.data(2), {D}) : Tensor::zeros({D}, x.dtype());
-  Tensor y = layer_norm(x2, reshape(scale, {D}), bias, n.attr_float("epsilon", 1e-5f));
-  return {reshape(y, x.shape())};
+  LayerNormStatistics stats;
+  Tensor y = layer_norm(x2, reshape(scale, {D}), bias, n.attr_float("epsilon", 1e-5f), stats);
+  // Mean and InvStdDev keep the input's rank: [d0, .., d(axis-1), 1, .., 1].
+  Shape stat_shape(x.shape().begin(), x.shape().begin() + axis);
+  stat_shape.resize(x.rank(), 1);
+  return {reshape(y, x.shape()), reshape(stats.mean, stat_shape), reshape(stats.inv_std, stat_shape)};
 }
 
 Outputs map_batch_norm(const Node& n) {
@@ -408,30 +408,47 @@ Outputs map_batch_norm(const Node& n) {
 
 Outputs map_gru(const Node& n) {
   const std::string direction = n.attr_string("direction", "forward");
-  if (direction != "forward") throw Unsupported("GRU: direction " + direction + " not supported (forward only)");
-  if (n.attr_int("linear_before_reset", 0) == 0)
-    throw Unsupported("GRU: linear_before_reset=0 (Keras reset_after=False) not supported");
-  if (n.attr("activations")) throw Unsupported("GRU: custom activations not supported");
+  if (direction != "forward" && direction != "reverse" && direction != "bidirectional")
+    throw std::runtime_error("GRU: unknown direction '" + direction + "'");
+  if (n.attr("activations")) throw Unsupported("GRU: custom activations not supported (sigmoid/tanh only)");
   if (n.attr("clip")) throw Unsupported("GRU: cell clip not supported");
+  // ONNX linear_before_reset=1 is Keras's reset_after=True; 0 (ONNX's default) is reset_after=False.
+  const bool reset_after = n.attr_int("linear_before_reset", 0) != 0;
   const bool batch_first = n.attr_int("layout", 0) != 0;
   Tensor x = n.data(0), w = n.data(1), r = n.data(2);
   if (!batch_first) x = permute(x, {1, 0, 2}).contiguous();  // [T, B, I] -> [B, T, I]
-  const int64_t B = x.dim(0), T = x.dim(1), H = r.dim(-1);
+  const int64_t B = x.dim(0), T = x.dim(1), H = r.dim(-1), D = w.dim(0);
   if (n.has_input(4)) {
     for (int64_t len : n.ints_input(4))
       if (len != T) throw Unsupported("GRU: sequence_lens shorter than the sequence not supported");
   }
-  // ONNX W [1, 3H, I], R [1, 3H, H], B [1, 6H] (input then recurrent), gates z, r, h — the
-  // Keras reset_after layout transposed: kernel [I, 3H], recurrent [H, 3H], bias [2, 3H].
-  Tensor kernel = transpose(reshape(w, {3 * H, -1}), 0, 1).contiguous();
-  Tensor recurrent = transpose(reshape(r, {3 * H, H}), 0, 1).contiguous();
-  Tensor bias = n.has_input(3) ? reshape(n.data(3), {2, 3 * H}) : Tensor::zeros({2, 3 * H}, x.dtype());
-  Tensor h0 = n.has_input(5) ? reshape(n.data(5), {B, H}) : Tensor::zeros({B, H}, x.dtype());
-  auto [seq, last] = gru_sequence(x, h0, kernel, recurrent, bias);
-  // Y [T, 1, B, H] (layout 0) or [B, T, 1, H]; Y_h [1, B, H] or [B, 1, H].
-  Tensor y = batch_first ? unsqueeze(seq, 2) : unsqueeze(permute(seq, {1, 0, 2}).contiguous(), 1);
-  Tensor y_h = unsqueeze(last, batch_first ? 1 : 0);
-  return {y, y_h};
+  // Time reversed, for ONNX's outputs of the reverse direction: ONNX gives Y[t] at the position of
+  // x[t], glimpse's go_backwards (like Keras's) in processing order.
+  std::vector<int32_t> backwards(T);
+  for (int64_t t = 0; t < T; ++t) backwards[t] = static_cast<int32_t>(T - 1 - t);
+  const Tensor flip = Tensor::from_vector(backwards, {T});
+  Tensor h0_all = n.has_input(5) ? n.data(5) : Tensor::zeros({D, B, H}, x.dtype());  // [D, B, H]
+  std::vector<Tensor> ys, hs;  // per direction: [B, T, 1, H] and [1, B, H] (or [B, 1, H])
+  for (int64_t d = 0; d < D; ++d) {
+    // ONNX W [D, 3H, I], R [D, 3H, H], B [D, 6H] (input half, recurrent half), gates z, r, h: the
+    // Keras layout transposed — kernel [I, 3H], recurrent [H, 3H]; bias [2, 3H] (reset_after) or
+    // [3H] (the two halves add up before the gates either way when the reset comes first).
+    Tensor kernel = transpose(reshape(slice(w, 0, d, d + 1), {3 * H, -1}), 0, 1).contiguous();
+    Tensor recurrent = transpose(reshape(slice(r, 0, d, d + 1), {3 * H, H}), 0, 1).contiguous();
+    Tensor b2 = n.has_input(3) ? reshape(slice(n.data(3), 0, d, d + 1), {2, 3 * H}) : Tensor::zeros({2, 3 * H}, x.dtype());
+    Tensor bias = reset_after ? b2 : reshape(sum(b2, {0}), {3 * H});
+    Tensor h0 = reshape(slice(h0_all, 0, d, d + 1), {B, H});
+    GruOptions options;
+    options.reset_after = reset_after;
+    options.go_backwards = direction == "reverse" || (direction == "bidirectional" && d == 1);
+    auto [seq, last] = gru_sequence(x, h0, kernel, recurrent, bias, options);
+    ys.push_back(unsqueeze(options.go_backwards ? gather(seq, flip, 1) : seq, 2));
+    hs.push_back(unsqueeze(last, batch_first ? 1 : 0));
+  }
+  // Y [T, D, B, H] (layout 0) or [B, T, D, H]; Y_h [D, B, H] or [B, D, H].
+  Tensor y = concat(ys, 2);
+  if (!batch_first) y = permute(y, {1, 2, 0, 3}).contiguous();
+  return {y, concat(hs, batch_first ? 1 : 0)};
 }
 
 Outputs map_pow(const Node& n) {
@@ -446,8 +463,14 @@ Outputs map_reshape(const Node& n) {
   Tensor x = n.data(0);
   std::vector<int64_t> shape = n.ints_input(1);
   const bool allowzero = n.attr_int("allowzero", 0) != 0;
-  if (!allowzero && std::find(shape.begin(), shape.end(), 0) != shape.end())
-    throw Unsupported("Reshape: 0 meaning 'copy this input dimension' not supported");
+  // ONNX's spelling of a target shape, not a different reshape: without allowzero, a 0 entry
+  // stands for the input's size on that axis.
+  if (!allowzero)
+    for (size_t i = 0; i < shape.size(); ++i)
+      if (shape[i] == 0) {
+        if (static_cast<int>(i) >= x.rank()) throw std::runtime_error("Reshape: 0 at axis " + std::to_string(i) + " past the input's rank");
+        shape[i] = x.shape()[i];
+      }
   return {reshape(x, Shape(shape.begin(), shape.end()))};
 }
 
