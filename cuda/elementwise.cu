@@ -1,5 +1,6 @@
 // Element-wise kernels: fill, casts, axpy, 2-D block copies, the unary maps and their derivatives,
-// broadcasting binary ops and where. One thread per output element (grid-stride).
+// broadcasting binary ops (and pow's backward) and where. One thread per output element
+// (grid-stride).
 #include <cstdint>
 
 #include "cuda/kernel_decls.h"
@@ -123,8 +124,18 @@ __device__ float apply_binary(BinaryOp op, float a, float b) {
     case BinaryOp::Sub: return a - b;
     case BinaryOp::Mul: return a * b;
     case BinaryOp::Div: return a / b;
+    case BinaryOp::Pow: return powf(a, b);
   }
   return 0.0f;
+}
+
+// The partial derivatives of a^b with the CPU's conventions (tensor/cpu_kernels_elementwise.cpp):
+// 0 in a where b == 0, 0 in b where a == 0 and b >= 0, NaN in b for a negative base.
+__device__ float pow_base_derivative(float a, float b) {
+  return b == 0.0f ? 0.0f : b * powf(a, b - 1.0f);
+}
+__device__ float pow_exponent_derivative(float a, float b, float y) {
+  return a == 0.0f && b >= 0.0f ? 0.0f : y * logf(a);
 }
 
 // Both operands contiguous in the output's shape: no index arithmetic at all.
@@ -144,6 +155,21 @@ struct BinaryBroadcast {
   float* y;
   __device__ void operator()(int64_t i) const {
     y[i] = apply_binary(op, a[layout.offset(0, i)], b[layout.offset(1, i)]);
+  }
+};
+
+struct PowBackward {
+  CollapsedLayout<2> layout;
+  const float* a;
+  const float* b;
+  const float* y;
+  const float* gy;
+  float* ga;  // either may be null
+  float* gb;
+  __device__ void operator()(int64_t i) const {
+    const float av = a[layout.offset(0, i)], bv = b[layout.offset(1, i)];
+    if (ga != nullptr) ga[i] = gy[i] * pow_base_derivative(av, bv);
+    if (gb != nullptr) gb[i] = gy[i] * pow_exponent_derivative(av, bv, y[i]);
   }
 };
 
@@ -197,6 +223,13 @@ void binary(BinaryOp op, const float* a, const float* b, float* y, const Broadca
   } else {
     for_each_index("binary", collapsed.size(), BinaryBroadcast{op, collapsed, a, b, y});
   }
+}
+
+void pow_backward(const float* a, const float* b, const float* y, const float* gy, float* ga,
+                  float* gb, const BroadcastLayout& layout) {
+  const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
+  const CollapsedLayout<2> collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
+  for_each_index("pow_backward", collapsed.size(), PowBackward{collapsed, a, b, y, gy, ga, gb});
 }
 
 void where(const float* cond, const float* a, const float* b, float* y, int64_t n) {

@@ -28,10 +28,15 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n, float param);
 void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx,
                     int64_t n, float param);
 void binary(BinaryOp op, const float* a, const float* b, float* y, const BroadcastLayout& layout);
+void pow_backward(const float* a, const float* b, const float* y, const float* gy, float* ga,
+                  float* gb, const BroadcastLayout& layout);
 void where(const float* cond, const float* a, const float* b, float* y, int64_t n);
 
 // reduce.cu
 void reduce_sum(const float* x, float* y, int64_t outer, int64_t R, int64_t inner);
+void reduce_prod(const float* x, float* y, int64_t outer, int64_t R, int64_t inner);
+void reduce_prod_backward(const float* x, const float* gy, float* gx, int64_t outer, int64_t R,
+                          int64_t inner);
 void reduce_max(const float* x, float* y, int32_t* argmax, int64_t outer, int64_t R, int64_t inner);
 void reduce_max_backward(const float* gy, const int32_t* argmax, float* gx, int64_t outer,
                          int64_t R, int64_t inner);

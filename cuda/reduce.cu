@@ -1,5 +1,6 @@
-// Reductions: sum and max over the middle axis of x viewed as [outer, R, inner] (max with the
-// first winning index, and its backward), and the row-wise argmax and top-k.
+// Reductions: sum, product (and its backward) and max over the middle axis of x viewed as
+// [outer, R, inner] (max with the first winning index, and its backward), and the row-wise argmax
+// and top-k.
 //
 // Two shapes of work: when the reduced elements are contiguous (inner == 1) or the outputs are few,
 // a row group (warp or block, see row_reduce.cuh) cooperates on each output; when there are many
@@ -40,6 +41,63 @@ struct MiddleAxisTerms {
   int64_t inner;
   __device__ void operator()(int64_t r, int64_t j, float (&terms)[1]) const {
     terms[0] = x[first_element(j, R, inner) + r * inner];
+  }
+};
+
+struct ProdOp {
+  __device__ float operator()(float a, float b) const { return a * b; }
+};
+
+// Products with a row group per output (few outputs, or contiguous reduced elements).
+template <int kThreads>
+__global__ void group_prod_kernel(const float* x, float* y, int64_t outputs, int64_t R,
+                                  int64_t inner) {
+  using Group = RowGroup<kThreads>;
+  for (int64_t j = Group::first_row(); j < outputs; j += Group::row_stride()) {
+    const float* xj = x + first_element(j, R, inner);
+    float acc = 1.0f;
+    for (int64_t r = Group::lane(); r < R; r += kThreads) acc *= xj[r * inner];
+    acc = Group::reduce(acc, ProdOp{});
+    if (Group::lane() == 0) y[j] = acc;
+  }
+}
+
+// One thread per output, multiplying in the order r = 0 .. R-1 as the CPU does.
+struct ThreadProd {
+  const float* x;
+  float* y;
+  int64_t R;
+  int64_t inner;
+  __device__ void operator()(int64_t j) const {
+    const float* xj = x + first_element(j, R, inner);
+    float acc = 1.0f;
+    for (int64_t r = 0; r < R; ++r) acc *= xj[r * inner];
+    y[j] = acc;
+  }
+};
+
+// One thread per output column: an ascending sweep writes the exclusive prefix products, a
+// descending one multiplies in gy times the exclusive suffix products (no division, so zeros are
+// exact). Neighbouring threads take neighbouring columns, so reads coalesce when inner > 1; a
+// single very long column is serial, which is acceptable for a reduction this rare.
+struct ThreadProdBackward {
+  const float* x;
+  const float* gy;
+  float* gx;
+  int64_t R;
+  int64_t inner;
+  __device__ void operator()(int64_t j) const {
+    const int64_t first = first_element(j, R, inner);
+    float running = 1.0f;
+    for (int64_t r = 0; r < R; ++r) {
+      gx[first + r * inner] = running;
+      running *= x[first + r * inner];
+    }
+    running = gy[j];
+    for (int64_t r = R - 1; r >= 0; --r) {
+      gx[first + r * inner] *= running;
+      running *= x[first + r * inner];
+    }
   }
 };
 
@@ -159,6 +217,30 @@ void reduce_sum(const float* x, float* y, int64_t outer, int64_t R, int64_t inne
         <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, outputs, R);
   }
   GLIMPSE_CUDA_CHECK_LAUNCH("reduce_sum");
+}
+
+void reduce_prod(const float* x, float* y, int64_t outer, int64_t R, int64_t inner) {
+  const int64_t outputs = outer * inner;
+  if (outputs <= 0) return;
+  if (inner > 1 && outputs >= kFewOutputs) {
+    for_each_index("reduce_prod", outputs, ThreadProd{x, y, R, inner});
+    return;
+  }
+  const RowLaunch launch = row_launch(outputs, R);
+  if (launch.warp_per_row) {
+    group_prod_kernel<kWarpSize>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, outputs, R, inner);
+  } else {
+    group_prod_kernel<kRowBlockThreads>
+        <<<launch.blocks, launch.threads, 0, stream()>>>(x, y, outputs, R, inner);
+  }
+  GLIMPSE_CUDA_CHECK_LAUNCH("reduce_prod");
+}
+
+void reduce_prod_backward(const float* x, const float* gy, float* gx, int64_t outer, int64_t R,
+                          int64_t inner) {
+  if (R <= 0) return;
+  for_each_index("reduce_prod_backward", outer * inner, ThreadProdBackward{x, gy, gx, R, inner});
 }
 
 void reduce_max(const float* x, float* y, int32_t* argmax, int64_t outer, int64_t R,

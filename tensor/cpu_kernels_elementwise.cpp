@@ -1,6 +1,6 @@
 // CPU element-wise kernels: fill, casts, axpy, copy_2d, unary maps and their derivatives,
-// broadcasting binary ops, where, dropout masks and the optimizer updates (Adam per tensor and
-// over many tensors at once, SGD).
+// broadcasting binary ops (and the backward of pow), where, dropout masks and the optimizer updates
+// (Adam per tensor and over many tensors at once, SGD).
 // Transcendental maps go through Eigen's array functions, which are SIMD-vectorised without
 // -ffast-math; simple maps are plain loops the compiler vectorises.
 #include <Eigen/Core>
@@ -210,7 +210,44 @@ void binary(BinaryOp op, const T* a, const T* b, T* y, const BroadcastLayout& la
       return binary_broadcast<T>([](T u, T v) { return u * v; }, a, b, y, layout);
     case BinaryOp::Div:
       return binary_broadcast<T>([](T u, T v) { return u / v; }, a, b, y, layout);
+    case BinaryOp::Pow:
+      return binary_broadcast<T>([](T u, T v) { return std::pow(u, v); }, a, b, y, layout);
   }
+}
+
+// The two partial derivatives of a^b, kept apart from the loop so the special cases read plainly.
+// b == 0: a^b is the constant 1, whose derivative in a is 0 even at a == 0 (where b * a^(b-1)
+// would be 0 * inf = NaN). a == 0 with b >= 0: a^b log a -> 0 as a -> 0+, so 0 rather than
+// 0 * -inf = NaN. A negative base has no real logarithm: NaN, as log gives.
+template <class T>
+T pow_base_derivative(T a, T b) {
+  return b == T(0) ? T(0) : b * std::pow(a, b - T(1));
+}
+template <class T>
+T pow_exponent_derivative(T a, T b, T y) {
+  return a == T(0) && b >= T(0) ? T(0) : y * std::log(a);
+}
+
+template <class T>
+void pow_backward(const T* a, const T* b, const T* y, const T* gy, T* ga, T* gb,
+                  const BroadcastLayout& layout) {
+  const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
+  const auto collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
+  const int last = collapsed.rank - 1;
+  const int64_t row_length = collapsed.shape[last];
+  const int64_t step_a = collapsed.strides[0][last];
+  const int64_t step_b = collapsed.strides[1][last];
+  parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets, int64_t begin, int64_t end) {
+    const T* ar = a + offsets[0];
+    const T* br = b + offsets[1];
+    const int64_t base = row * row_length;
+    for (int64_t j = begin; j < end; ++j) {
+      const T av = ar[j * step_a], bv = br[j * step_b];
+      const int64_t out = base + j;
+      if (ga != nullptr) ga[out] = gy[out] * pow_base_derivative(av, bv);
+      if (gb != nullptr) gb[out] = gy[out] * pow_exponent_derivative(av, bv, y[out]);
+    }
+  });
 }
 
 template <class T>
@@ -313,6 +350,7 @@ void add_elementwise_kernels(Kernels<T>& table) {
   table.unary = unary<T>;
   table.unary_backward = unary_backward<T>;
   table.binary = binary<T>;
+  table.pow_backward = pow_backward<T>;
   table.where = where<T>;
   table.dropout_mask = dropout_mask<T>;
   table.adam_update = adam_update<T>;

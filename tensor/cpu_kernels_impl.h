@@ -227,11 +227,11 @@ void parallel_walk_rows(const CollapsedLayout<kOperands>& layout, Fn&& fn) {
 }
 
 // Each kernel file fills the entries it implements; cpu_kernels.cpp assembles the tables.
-// cpu_kernels_elementwise.cpp: fill, casts, axpy, copy_2d, unary(+backward), binary, where,
-//                              dropout_mask, adam_update, sgd_update
+// cpu_kernels_elementwise.cpp: fill, casts, axpy, copy_2d, unary(+backward), binary,
+//                              pow_backward, where, dropout_mask, adam_update, sgd_update
 template <class T> void add_elementwise_kernels(Kernels<T>& table);
-// cpu_kernels_reduce.cpp: reduce_sum, reduce_max(+backward), softmax(+backward),
-//                         cross_entropy(+backward), argmax_rows, topk_rows
+// cpu_kernels_reduce.cpp: reduce_sum, reduce_prod(+backward), reduce_max(+backward),
+//                         softmax(+backward), cross_entropy(+backward), argmax_rows, topk_rows
 template <class T> void add_reduction_kernels(Kernels<T>& table);
 // cpu_kernels_gemm.cpp: gemm, gemm_strided_batched
 template <class T> void add_gemm_kernels(Kernels<T>& table);

@@ -1,5 +1,5 @@
-// CPU reduction kernels: sums and maxima over the middle axis of [outer, R, inner], softmax and
-// log-softmax, fused cross-entropy, and row-wise argmax / top-k.
+// CPU reduction kernels: sums, products (and their backward) and maxima over the middle axis of
+// [outer, R, inner], softmax and log-softmax, fused cross-entropy, and row-wise argmax / top-k.
 // Sums follow the fixed blocking of cpu_kernels_impl.h, so results do not depend on thread count.
 #include <Eigen/Core>
 #include <algorithm>
@@ -54,6 +54,62 @@ void reduce_sum(const T* x, T* y, int64_t outer, int64_t R, int64_t inner) {
       }
     };
     column_sums<T>(R, inner, 1, y + o * inner, accumulate, allow_parallel);
+  });
+}
+
+// Products multiply in the order r = 0, 1, ..., R-1 whatever the thread count (tasks split only
+// the independent columns), so results are reproducible. Tasks are (outer slice, chunk of inner
+// columns), as for the maxima below.
+constexpr int64_t kProdColumns = 256;
+
+template <class T>
+void reduce_prod(const T* x, T* y, int64_t outer, int64_t R, int64_t inner) {
+  const int64_t chunks_per_slice = (inner + kProdColumns - 1) / kProdColumns;
+  parallel_for(outer * chunks_per_slice, std::max<int64_t>(R, 1) * std::min(inner, kProdColumns),
+               [&](int64_t task) {
+                 const int64_t o = task / chunks_per_slice;
+                 const int64_t c_begin = (task % chunks_per_slice) * kProdColumns;
+                 const int64_t c_end = std::min(inner, c_begin + kProdColumns);
+                 const T* slice = x + o * R * inner;
+                 T* acc = y + o * inner;
+                 for (int64_t c = c_begin; c < c_end; ++c) acc[c] = T(1);
+                 for (int64_t r = 0; r < R; ++r) {
+                   const T* row = slice + r * inner;
+                   for (int64_t c = c_begin; c < c_end; ++c) acc[c] *= row[c];
+                 }
+               });
+}
+
+// Two sweeps per column: the ascending one writes the exclusive prefix product into gx, the
+// descending one multiplies in gy times the exclusive suffix product. Dividing y by x[r] instead
+// would be one sweep, but gives NaN at a zero and loses the single non-zero gradient of a column
+// holding exactly one zero.
+template <class T>
+void reduce_prod_backward(const T* x, const T* gy, T* gx, int64_t outer, int64_t R,
+                          int64_t inner) {
+  const int64_t chunks_per_slice = (inner + kProdColumns - 1) / kProdColumns;
+  parallel_for(outer * chunks_per_slice, 2 * R * std::min(inner, kProdColumns), [&](int64_t task) {
+    const int64_t o = task / chunks_per_slice;
+    const int64_t c_begin = (task % chunks_per_slice) * kProdColumns;
+    const int64_t width = std::min(inner, c_begin + kProdColumns) - c_begin;
+    const T* xs = x + o * R * inner + c_begin;
+    T* gs = gx + o * R * inner + c_begin;
+    const T* g = gy + o * inner + c_begin;
+    T running[kProdColumns];
+    for (int64_t c = 0; c < width; ++c) running[c] = T(1);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t c = 0; c < width; ++c) {
+        gs[r * inner + c] = running[c];
+        running[c] *= xs[r * inner + c];
+      }
+    }
+    for (int64_t c = 0; c < width; ++c) running[c] = g[c];
+    for (int64_t r = R - 1; r >= 0; --r) {
+      for (int64_t c = 0; c < width; ++c) {
+        gs[r * inner + c] *= running[c];
+        running[c] *= xs[r * inner + c];
+      }
+    }
   });
 }
 
@@ -222,6 +278,8 @@ void topk_rows(const T* x, T* values, int32_t* idx, int64_t rows, int64_t cols, 
 template <class T>
 void add_reduction_kernels(Kernels<T>& table) {
   table.reduce_sum = reduce_sum<T>;
+  table.reduce_prod = reduce_prod<T>;
+  table.reduce_prod_backward = reduce_prod_backward<T>;
   table.reduce_max = reduce_max<T>;
   table.reduce_max_backward = reduce_max_backward<T>;
   table.softmax = softmax<T>;

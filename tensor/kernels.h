@@ -28,8 +28,9 @@ enum class UnaryOp : uint8_t {
   AddScalar, MulScalar, PowScalar,  // x + p, x * p, x ^ p
 };
 
-// Broadcasting binary ops.
-enum class BinaryOp : uint8_t { Add, Sub, Mul, Div };
+// Broadcasting binary ops. Pow is a^b per element as std::pow computes it (NaN for a negative base
+// with a non-integer exponent).
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow };
 
 // Shape of the output and, for each input, its element strides in that shape (0 on broadcast axes).
 struct BroadcastLayout {
@@ -89,11 +90,23 @@ struct Kernels {
   // gx = gy * f'(x); y = f(x) is passed because some derivatives are cheapest from it.
   void (*unary_backward)(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param);
   void (*binary)(BinaryOp op, const T* a, const T* b, T* y, const BroadcastLayout& layout);
+  // Backward of y = a^b (BinaryOp::Pow), in the OUTPUT's shape (the op sums broadcast axes after):
+  // ga = gy * b * a^(b-1), 0 where b == 0; gb = gy * y * log(a), 0 where a == 0 and b >= 0 (the
+  // limit of a^b log a from above; PyTorch's convention), NaN where a < 0. a and b are read
+  // through `layout` as in binary; y, gy, ga and gb are contiguous. ga or gb may be null (skipped).
+  void (*pow_backward)(const T* a, const T* b, const T* y, const T* gy, T* ga, T* gb,
+                       const BroadcastLayout& layout);
   // y = cond != 0 ? a : b, all of n elements.
   void (*where)(const T* cond, const T* a, const T* b, T* y, int64_t n);
 
   // Reductions over the middle axis of x viewed as [outer, R, inner] -> y[outer, inner].
   void (*reduce_sum)(const T* x, T* y, int64_t outer, int64_t R, int64_t inner);
+  // Product over R (1 when R == 0).
+  void (*reduce_prod)(const T* x, T* y, int64_t outer, int64_t R, int64_t inner);
+  // gx[o, r, i] = gy[o, i] * (product of x[o, k, i] over k != r), from exclusive prefix and suffix
+  // products: no division, so zeros in x give the right (finite) gradient.
+  void (*reduce_prod_backward)(const T* x, const T* gy, T* gx, int64_t outer, int64_t R,
+                               int64_t inner);
   // Max also writes the winning index along R (first one on ties) for the backward.
   void (*reduce_max)(const T* x, T* y, int32_t* argmax, int64_t outer, int64_t R, int64_t inner);
   // gx[o, argmax[o,i], i] = gy[o, i]; every other element of gx written 0.

@@ -24,6 +24,8 @@ Tensor div(const Tensor& a, const Tensor& b);
 Tensor add_scalar(const Tensor& x, double s);
 Tensor mul_scalar(const Tensor& x, double s);
 Tensor pow_scalar(const Tensor& x, double p);
+// base^exponent per element, broadcasting (ONNX Pow); gradients at base 0 as PyTorch (kernels.h).
+Tensor pow(const Tensor& base, const Tensor& exponent);
 Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
@@ -57,6 +59,8 @@ inline Tensor operator*(double s, const Tensor& x) { return mul_scalar(x, s); }
 // `axes` may be negative; an empty list means every axis.
 Tensor sum(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
 Tensor mean(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+// Product (1 over an empty axis); its gradient is exact where x holds zeros (no division).
+Tensor prod(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
 Tensor max(const Tensor& x, int axis, bool keepdims = false);
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);

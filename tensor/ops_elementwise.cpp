@@ -42,12 +42,23 @@ void broadcast_strides(const Tensor& t, const Shape& out_shape, int64_t* strides
   }
 }
 
+// How the kernels read a and b (views included) as the broadcast output shape.
+BroadcastLayout broadcast_layout(const Tensor& a, const Tensor& b, const Shape& out_shape) {
+  BroadcastLayout layout;
+  layout.rank = static_cast<int>(out_shape.size());
+  for (int i = 0; i < layout.rank; ++i) layout.shape[i] = out_shape[i];
+  broadcast_strides(a, out_shape, layout.a_strides);
+  broadcast_strides(b, out_shape, layout.b_strides);
+  return layout;
+}
+
 const char* binary_name(BinaryOp op) {
   switch (op) {
     case BinaryOp::Add: return "add";
     case BinaryOp::Sub: return "sub";
     case BinaryOp::Mul: return "mul";
     case BinaryOp::Div: return "div";
+    case BinaryOp::Pow: return "pow";
   }
   return "binary";
 }
@@ -62,11 +73,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   if (static_cast<int>(out_shape.size()) > kMaxRank) fail(name, "rank exceeds ", kMaxRank);
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
   if (out.numel() == 0) return out;
-  BroadcastLayout layout;
-  layout.rank = static_cast<int>(out_shape.size());
-  for (int i = 0; i < layout.rank; ++i) layout.shape[i] = out_shape[i];
-  broadcast_strides(a, out_shape, layout.a_strides);
-  broadcast_strides(b, out_shape, layout.b_strides);
+  const BroadcastLayout layout = broadcast_layout(a, b, out_shape);
   dispatch_float(name, a.dtype(), [&](auto t) {
     using T = decltype(t);
     kernels_for<T>(a.device()).binary(op, a.data<T>(), b.data<T>(), out.data<T>(), layout);
@@ -190,6 +197,35 @@ Tensor div(const Tensor& a, const Tensor& b) {
       // d(a/b)/db = -(a/b)/b = -y/b
       Tensor gb = need_b ? sum_to_shape(neg(div(mul(g[0], sy), sb)), sb.shape()) : Tensor();
       return std::vector<Tensor>{ga, gb};
+    });
+  }
+  return out;
+}
+
+// The backward is one kernel (pow_backward) rather than composed ops: its special cases (b == 0,
+// a == 0) need comparisons that the op set does not have, and one pass reads a and b once.
+Tensor pow(const Tensor& base, const Tensor& exponent) {
+  Tensor out = binary_forward(BinaryOp::Pow, base, exponent);
+  if (any_requires_grad({base, exponent})) {
+    Tensor sa = base.detach(), sb = exponent.detach(), sy = out.detach();
+    bool need_a = base.requires_grad(), need_b = exponent.requires_grad();
+    record_node("pow", {base, exponent}, out, [=](const std::vector<Tensor>& g) {
+      Tensor gy = g[0].contiguous();
+      const Shape& out_shape = sy.shape();
+      Tensor ga = need_a ? Tensor::empty(out_shape, sy.dtype(), sy.device()) : Tensor();
+      Tensor gb = need_b ? Tensor::empty(out_shape, sy.dtype(), sy.device()) : Tensor();
+      if (sy.numel() > 0) {
+        const BroadcastLayout layout = broadcast_layout(sa, sb, out_shape);
+        dispatch_float("pow", sy.dtype(), [&](auto t) {
+          using T = decltype(t);
+          kernels_for<T>(sy.device())
+              .pow_backward(sa.data<T>(), sb.data<T>(), sy.data<T>(), gy.data<T>(),
+                            need_a ? ga.data<T>() : nullptr, need_b ? gb.data<T>() : nullptr,
+                            layout);
+        });
+      }
+      return std::vector<Tensor>{need_a ? sum_to_shape(ga, sa.shape()) : Tensor(),
+                                 need_b ? sum_to_shape(gb, sb.shape()) : Tensor()};
     });
   }
   return out;

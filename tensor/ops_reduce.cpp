@@ -1,4 +1,4 @@
-// Reductions (sum, mean, max), softmax / log-softmax over any axis, argmax and top-k.
+// Reductions (sum, mean, prod, max), softmax / log-softmax over any axis, argmax and top-k.
 //
 // Every reduction views its contiguous input as [outer, R, inner] around the reduced axis, so one
 // kernel serves every axis; several axes are reduced one after the other.
@@ -65,6 +65,36 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepd
   return out;
 }
 
+// Product over one axis, kept as size 1, recorded with its own backward. prod() chains these over
+// its axes, so the chain rule multiplies in the other axes' products and every step stays free of
+// division (a zero anywhere gives the exact gradient, not 0/0).
+Tensor prod_one_axis(const Tensor& x, int axis) {
+  Tensor xc = x.contiguous();
+  AxisSplit s = split_at(xc.shape(), axis);
+  Shape out_shape = xc.shape();
+  out_shape[axis] = 1;
+  Tensor out = Tensor::empty(out_shape, xc.dtype(), xc.device());
+  dispatch_float("prod", xc.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels_for<T>(xc.device()).reduce_prod(xc.data<T>(), out.data<T>(), s.outer, s.R, s.inner);
+  });
+  if (any_requires_grad({xc})) {
+    Tensor saved = xc.detach();
+    record_node("prod", {xc}, out, [saved, s](const std::vector<Tensor>& g) {
+      Tensor gy = g[0].contiguous();
+      Tensor gx = Tensor::empty(saved.shape(), saved.dtype(), saved.device());
+      dispatch_float("prod", saved.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kernels_for<T>(saved.device())
+            .reduce_prod_backward(saved.data<T>(), gy.data<T>(), gx.data<T>(), s.outer, s.R,
+                                  s.inner);
+      });
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor sum(const Tensor& x, std::vector<int> axes, bool keepdims) {
@@ -91,6 +121,14 @@ Tensor mean(const Tensor& x, std::vector<int> axes, bool keepdims) {
   for (int a : axes) count *= x.shape()[a];
   if (count == 0) fail("mean", "reducing over an empty axis of shape ", shape_str(x.shape()));
   return mul_scalar(sum(x, axes, keepdims), 1.0 / static_cast<double>(count));
+}
+
+Tensor prod(const Tensor& x, std::vector<int> axes, bool keepdims) {
+  check_float("prod", x, "input");
+  axes = normalize_axes("prod", axes, x.rank());
+  Tensor acc = x;
+  for (auto it = axes.rbegin(); it != axes.rend(); ++it) acc = prod_one_axis(acc, *it);
+  return reshape(acc, reduced_shape(x.shape(), axes, keepdims));
 }
 
 Tensor max(const Tensor& x, int axis, bool keepdims) {

@@ -1,5 +1,6 @@
 // CPU backend: element-wise kernels — unary maps (values vs the C library, derivatives by finite
-// differences), broadcasting binary ops vs a naive multi-index loop, where/fill/casts/axpy/copy_2d,
+// differences), broadcasting binary ops vs a naive multi-index loop, pow's backward (finite
+// differences, the conventions at zero and negative bases), where/fill/casts/axpy/copy_2d,
 // dropout masks (statistics, determinism), Adam / SGD against values from TensorFlow, and Adam fused
 // over many tensors (the kernel and nn::Adam's use of it) against the per-tensor update.
 #include <doctest/doctest.h>
@@ -149,6 +150,7 @@ double apply_binary(BinaryOp op, double a, double b) {
     case BinaryOp::Sub: return a - b;
     case BinaryOp::Mul: return a * b;
     case BinaryOp::Div: return a / b;
+    case BinaryOp::Pow: return std::pow(a, b);
   }
   return 0;
 }
@@ -176,7 +178,8 @@ void check_binary(const Kernels<T>& k, const BroadcastCase& c, BinaryOp op, uint
 }  // namespace
 
 TEST_CASE("binary: broadcasting matches a naive multi-index loop") {
-  const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div};
+  const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
+                          BinaryOp::Pow};
   std::vector<BroadcastCase> cases = {
       make_broadcast({}, {}, {}),                                          // scalars
       make_broadcast({300, 257}, {false, false}, {false, false}),          // same shape
@@ -218,6 +221,123 @@ TEST_CASE("binary: broadcasting matches a naive multi-index loop") {
       ++seed;
     }
   }
+}
+
+TEST_CASE("binary pow: std::pow's values at negative and zero bases") {
+  // Negative bases with integer exponents are defined; with a fractional exponent they are NaN.
+  const std::vector<double> a = {-2.0, -2.0, -0.5, 0.0, 0.0, 0.0, 3.0, -3.0};
+  const std::vector<double> b = {3.0, 2.0, -1.0, 0.0, 2.5, -1.0, 0.5, 0.5};
+  const BroadcastCase c = make_broadcast({8}, {false}, {false});
+  std::vector<double> y(8);
+  kd().binary(BinaryOp::Pow, a.data(), b.data(), y.data(), c.layout);
+  CHECK(y[0] == -8.0);
+  CHECK(y[1] == 4.0);
+  CHECK(y[2] == -2.0);
+  CHECK(y[3] == 1.0);
+  CHECK(y[4] == 0.0);
+  CHECK(y[5] == std::numeric_limits<double>::infinity());
+  CHECK(y[6] == doctest::Approx(std::sqrt(3.0)));
+  CHECK(std::isnan(y[7]));
+  std::vector<float> af(a.begin(), a.end()), bf(b.begin(), b.end()), yf(8);
+  kf().binary(BinaryOp::Pow, af.data(), bf.data(), yf.data(), c.layout);
+  for (int i = 0; i < 8; ++i) {
+    INFO("element " << i);
+    if (std::isnan(y[i])) {
+      CHECK(std::isnan(yf[i]));
+    } else if (std::isinf(y[i])) {
+      CHECK(double(yf[i]) == y[i]);
+    } else {
+      CHECK(double(yf[i]) == doctest::Approx(y[i]).epsilon(1e-6));
+    }
+  }
+}
+
+namespace {
+
+// Sums output-shaped gradients back onto an input's storage through its broadcast strides.
+std::vector<double> sum_to_operand(const std::vector<double>& g, const BroadcastLayout& l,
+                                   const int64_t* strides, int64_t size) {
+  std::vector<double> out(size, 0.0);
+  for (int64_t i = 0; i < int64_t(g.size()); ++i) {
+    int64_t rest = i, offset = 0;
+    for (int d = l.rank - 1; d >= 0; --d) {
+      offset += (rest % l.shape[d]) * strides[d];
+      rest /= l.shape[d];
+    }
+    out[offset] += g[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("pow_backward: finite differences in double, broadcasting both ways") {
+  const std::vector<BroadcastCase> cases = {
+      make_broadcast({6}, {false}, {false}),
+      make_broadcast({4, 5}, {false, false}, {true, true}),            // exponent a scalar
+      make_broadcast({4, 5}, {true, true}, {false, false}),            // base a scalar
+      make_broadcast({3, 4, 5}, {false, true, false}, {true, false, true}),
+      make_broadcast({200, 300}, {false, false}, {true, false}),       // several threads
+  };
+  uint32_t seed = 40;
+  for (const auto& c : cases) {
+    INFO("rank " << c.layout.rank << " size " << c.y_size);
+    auto a = random_vector<double>(c.a_size, seed++, 0.3, 2.0);  // log(a) needs a > 0
+    auto b = random_vector<double>(c.b_size, seed++, -2.0, 2.0);
+    const auto weights = random_vector<double>(c.y_size, seed++);
+    std::vector<double> y(c.y_size), ga(c.y_size), gb(c.y_size), scratch(c.y_size);
+    kd().binary(BinaryOp::Pow, a.data(), b.data(), y.data(), c.layout);
+    kd().pow_backward(a.data(), b.data(), y.data(), weights.data(), ga.data(), gb.data(), c.layout);
+    auto loss = [&] {
+      kd().binary(BinaryOp::Pow, a.data(), b.data(), scratch.data(), c.layout);
+      return dot(scratch, weights);
+    };
+    if (c.y_size > 1000) {  // the finite differences would take long; compare with a plain loop
+      for (int64_t i = 0; i < c.y_size; ++i) {
+        const int64_t row = i / 300, col = i % 300;
+        const double av = a[row * 300 + col], bv = b[col];
+        REQUIRE(ga[i] == doctest::Approx(weights[i] * bv * std::pow(av, bv - 1)));
+        REQUIRE(gb[i] == doctest::Approx(weights[i] * std::pow(av, bv) * std::log(av)));
+      }
+      continue;
+    }
+    check_gradient("pow base", a, sum_to_operand(ga, c.layout, c.layout.a_strides, c.a_size), loss);
+    check_gradient("pow exponent", b, sum_to_operand(gb, c.layout, c.layout.b_strides, c.b_size),
+                   loss);
+    // Either output may be skipped; the other is unchanged.
+    std::vector<double> only_b(c.y_size);
+    kd().pow_backward(a.data(), b.data(), y.data(), weights.data(), nullptr, only_b.data(),
+                      c.layout);
+    CHECK(only_b == gb);
+  }
+}
+
+TEST_CASE("pow_backward: conventions at zero and negative bases (as PyTorch)") {
+  //                         0^0  0^2  0^-1   (-2)^3  (-2)^0.5  2^0  0^0.5
+  const std::vector<double> a = {0.0, 0.0, 0.0, -2.0, -2.0, 2.0, 0.0};
+  const std::vector<double> b = {0.0, 2.0, -1.0, 3.0, 0.5, 0.0, 0.5};
+  const int64_t n = 7;
+  const BroadcastCase c = make_broadcast({n}, {false}, {false});
+  std::vector<double> y(n), ga(n), gb(n), ones(n, 1.0);
+  kd().binary(BinaryOp::Pow, a.data(), b.data(), y.data(), c.layout);
+  kd().pow_backward(a.data(), b.data(), y.data(), ones.data(), ga.data(), gb.data(), c.layout);
+  const double inf = std::numeric_limits<double>::infinity();
+  // d/da: 0 where the exponent is 0 (a^0 is constant), otherwise b a^(b-1).
+  CHECK(ga[0] == 0.0);
+  CHECK(ga[1] == 0.0);
+  CHECK(ga[2] == -inf);
+  CHECK(ga[3] == 12.0);
+  CHECK(std::isnan(ga[4]));
+  CHECK(ga[5] == 0.0);
+  CHECK(ga[6] == inf);
+  // d/db: 0 at a == 0 with b >= 0; a^b log a otherwise, NaN for a negative base.
+  CHECK(gb[0] == 0.0);
+  CHECK(gb[1] == 0.0);
+  CHECK(gb[2] == -inf);
+  CHECK(std::isnan(gb[3]));
+  CHECK(std::isnan(gb[4]));
+  CHECK(gb[5] == doctest::Approx(std::log(2.0)));
+  CHECK(gb[6] == 0.0);
 }
 
 TEST_CASE("where, fill, casts, axpy, copy_2d") {

@@ -1,6 +1,6 @@
 // CPU backend: reductions over [outer, R, inner] (vs naive loops, and bit-identical for any thread
-// count), softmax / log-softmax / fused cross-entropy (forward vs naive, backward by finite
-// differences in double), argmax and top-k including ties.
+// count; products and their backward also with zeros), softmax / log-softmax / fused cross-entropy
+// (forward vs naive, backward by finite differences in double), argmax and top-k including ties.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -72,6 +72,96 @@ TEST_CASE("reductions are bit-identical for 1, 2, 3 and the default number of th
   CHECK(stats[0] == stats[1]);
   CHECK(stats[0] == stats[2]);
   CHECK(stats[0] == stats[3]);
+}
+
+namespace {
+
+// Product of x[o, k, i] over k != skip (skip = -1: over every k), the definition, O(R) per call.
+double naive_product(const std::vector<double>& x, ReduceShape s, int64_t o, int64_t i,
+                     int64_t skip = -1) {
+  double p = 1.0;
+  for (int64_t k = 0; k < s.R; ++k)
+    if (k != skip) p *= x[(o * s.R + k) * s.inner + i];
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("reduce_prod matches a naive loop, float and double, and is thread-count independent") {
+  // Values near 1 so that products over tens of thousands of terms neither underflow nor overflow.
+  for (auto s : kReduceShapes) {
+    INFO("outer " << s.outer << " R " << s.R << " inner " << s.inner);
+    const auto x = random_vector<double>(s.outer * s.R * s.inner, 36, 0.97, 1.03);
+    std::vector<double> y(s.outer * s.inner), expected(y.size());
+    for (int64_t o = 0; o < s.outer; ++o)
+      for (int64_t i = 0; i < s.inner; ++i) expected[o * s.inner + i] = naive_product(x, s, o, i);
+    kd().reduce_prod(x.data(), y.data(), s.outer, s.R, s.inner);
+    CHECK(max_rel_diff(y, expected) <= 1e-12);
+
+    std::vector<float> xf(x.begin(), x.end()), yf(y.size());
+    kf().reduce_prod(xf.data(), yf.data(), s.outer, s.R, s.inner);
+    double worst = 0;  // relative to each product: they range over many orders of magnitude
+    for (size_t j = 0; j < yf.size(); ++j)
+      worst = std::max(worst, std::abs(double(yf[j]) - expected[j]) / std::abs(expected[j]));
+    CHECK(worst <= 1e-6 * std::sqrt(double(s.R)) + 1e-6);
+
+    const int threads = omp_get_max_threads();
+    std::vector<float> one_thread(y.size());
+    omp_set_num_threads(1);
+    kf().reduce_prod(xf.data(), one_thread.data(), s.outer, s.R, s.inner);
+    omp_set_num_threads(threads);
+    CHECK(one_thread == yf);
+  }
+  // An empty product is 1; a zero or a NaN anywhere in the column reaches the result.
+  std::vector<double> y(3, -1.0);
+  kd().reduce_prod(nullptr, y.data(), 3, 0, 1);
+  CHECK(y == std::vector<double>{1.0, 1.0, 1.0});
+  const std::vector<double> x = {2.0, 3.0, 0.0, std::nan(""), 4.0, 5.0};  // [1, 3, 2]
+  std::vector<double> y2(2);
+  kd().reduce_prod(x.data(), y2.data(), 1, 3, 2);
+  CHECK(y2[0] == 0.0);
+  CHECK(std::isnan(y2[1]));
+}
+
+TEST_CASE("reduce_prod_backward: the product of the others, also with one and two zeros") {
+  const ReduceShape shapes[] = {{1, 1, 1}, {3, 5, 7}, {2, 6, 1}, {4, 3, 300}, {1, 200, 2}};
+  for (auto s : shapes) {
+    INFO("outer " << s.outer << " R " << s.R << " inner " << s.inner);
+    auto x = random_vector<double>(s.outer * s.R * s.inner, 37, -1.5, 1.5);
+    // Column i = 0 of every slice holds one zero, column 1 two zeros (where R allows).
+    for (int64_t o = 0; o < s.outer; ++o) {
+      x[(o * s.R + s.R / 2) * s.inner] = 0.0;
+      if (s.inner > 1 && s.R >= 2) {
+        x[(o * s.R + 0) * s.inner + 1] = 0.0;
+        x[(o * s.R + s.R - 1) * s.inner + 1] = 0.0;
+      }
+    }
+    const auto gy = random_vector<double>(s.outer * s.inner, 38);
+    std::vector<double> gx(x.size(), 99.0), expected(x.size());
+    for (int64_t o = 0; o < s.outer; ++o)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t i = 0; i < s.inner; ++i)
+          expected[(o * s.R + r) * s.inner + i] =
+              gy[o * s.inner + i] * naive_product(x, s, o, i, r);
+    kd().reduce_prod_backward(x.data(), gy.data(), gx.data(), s.outer, s.R, s.inner);
+    CHECK(max_rel_diff(gx, expected) <= 1e-12);
+    // A column with one zero has exactly one non-zero gradient (at the zero) when R > 1.
+    if (s.R > 1) {
+      CHECK(gx[(0 * s.R + s.R / 2) * s.inner] != 0.0);
+      CHECK(gx[(0 * s.R + (s.R / 2 + 1) % s.R) * s.inner] == 0.0);
+    }
+
+    std::vector<float> xf(x.begin(), x.end()), gyf(gy.begin(), gy.end()), gxf(x.size());
+    kf().reduce_prod_backward(xf.data(), gyf.data(), gxf.data(), s.outer, s.R, s.inner);
+    CHECK(max_rel_diff(gxf, std::vector<float>(expected.begin(), expected.end())) <= 1e-5);
+
+    if (x.size() > 2000) continue;  // finite differences: a product is linear in each element
+    std::vector<double> y(gy.size());
+    check_gradient("reduce_prod", x, gx, [&] {
+      kd().reduce_prod(x.data(), y.data(), s.outer, s.R, s.inner);
+      return dot(y, gy);
+    });
+  }
 }
 
 TEST_CASE("reduce_max and its backward") {

@@ -253,8 +253,11 @@ TEST_CASE("cuda table: every kernel and DeviceApi entry is filled") {
                                  (void*)k.unary,
                                  (void*)k.unary_backward,
                                  (void*)k.binary,
+                                 (void*)k.pow_backward,
                                  (void*)k.where,
                                  (void*)k.reduce_sum,
+                                 (void*)k.reduce_prod,
+                                 (void*)k.reduce_prod_backward,
                                  (void*)k.reduce_max,
                                  (void*)k.reduce_max_backward,
                                  (void*)k.gemm,
@@ -516,8 +519,9 @@ TEST_CASE("cuda parity: unary maps and their derivatives") {
 TEST_CASE("cuda parity: broadcasting binary ops and where") {
   SKIP_WITHOUT_GPU();
   Random rnd(3);
-  const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div};
-  const char* names[] = {"add", "sub", "mul", "div"};
+  const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
+                          BinaryOp::Pow};
+  const char* names[] = {"add", "sub", "mul", "div", "pow"};
   for (int trial = 0; trial < 40; ++trial) {
     BroadcastLayout layout;
     layout.rank = static_cast<int>(rnd.integer(0, 5));
@@ -563,7 +567,7 @@ TEST_CASE("cuda parity: broadcasting binary ops and where") {
     auto b = rnd.uniform(sizes[1], 0.5, 2);
     for (size_t i = 0; i < b.size(); i += 2) b[i] = -b[i];  // away from 0 for div
     DeviceVector<float> da(a), db(b);
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < 5; ++k) {
       std::vector<float> y(total);
       ref().binary(ops[k], a.data(), b.data(), y.data(), layout);
       DeviceVector<float> dy(unwritten(total));
@@ -585,8 +589,89 @@ TEST_CASE("cuda parity: broadcasting binary ops and where") {
   }
 }
 
+TEST_CASE("cuda parity: pow_backward with broadcasting, zero and negative bases") {
+  SKIP_WITHOUT_GPU();
+  Random rnd(13);
+  for (int trial = 0; trial < 30; ++trial) {
+    BroadcastLayout layout;
+    layout.rank = static_cast<int>(rnd.integer(0, 4));
+    int64_t total = 1;
+    for (int d = 0; d < layout.rank; ++d) {
+      layout.shape[d] = rnd.integer(1, trial % 3 == 0 ? 60 : 7);
+      total *= layout.shape[d];
+    }
+    int64_t sizes[2] = {1, 1};
+    int64_t* strides[2] = {layout.a_strides, layout.b_strides};
+    for (int operand = 0; operand < 2; ++operand) {
+      int64_t step = 1;
+      for (int d = layout.rank - 1; d >= 0; --d) {
+        const bool broadcast = rnd.integer(0, 2) == 0;
+        strides[operand][d] = broadcast ? 0 : step;
+        if (!broadcast) step *= layout.shape[d];
+      }
+      sizes[operand] = step;
+    }
+    INFO("trial " << trial << " rank " << layout.rank << " size " << total);
+    // Mostly positive bases, some exact zeros and negatives; exponents with some integers and 0.
+    auto a = rnd.uniform(sizes[0], 0.2, 2.5);
+    for (size_t i = 0; i < a.size(); i += 7) a[i] = 0.0f;
+    for (size_t i = 3; i < a.size(); i += 11) a[i] = -a[i];
+    auto b = rnd.uniform(sizes[1], -2, 2);
+    for (size_t i = 0; i < b.size(); i += 5) b[i] = static_cast<float>(rnd.integer(-2, 3));
+    std::vector<float> y(total), ga(total), gb(total);
+    ref().binary(BinaryOp::Pow, a.data(), b.data(), y.data(), layout);
+    const auto gy = rnd.uniform(total);
+    ref().pow_backward(a.data(), b.data(), y.data(), gy.data(), ga.data(), gb.data(), layout);
+    DeviceVector<float> da(a), db(b), dy(y), dgy(gy), dga(unwritten(total)), dgb(unwritten(total));
+    gpu().pow_backward(da.get(), db.get(), dy.get(), dgy.get(), dga.get(), dgb.get(), layout);
+    check_close("pow_backward base", dga.to_host(), ga);
+    check_close("pow_backward exponent", dgb.to_host(), gb);
+    DeviceVector<float> dgb_only(unwritten(total));
+    gpu().pow_backward(da.get(), db.get(), dy.get(), dgy.get(), nullptr, dgb_only.get(), layout);
+    check_close("pow_backward exponent alone", dgb_only.to_host(), gb);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reductions.
+
+TEST_CASE("cuda parity: reduce_prod and its backward over [outer, R, inner], zeros included") {
+  SKIP_WITHOUT_GPU();
+  struct Shape {
+    int64_t outer, R, inner;
+  };
+  // Warp and block groups (R above 1024), thread-per-output (inner > 1, many outputs), R = 0.
+  std::vector<Shape> shapes = {{1, 1, 1},   {3, 5, 7},     {1, 5000, 1}, {1, 3000, 33},
+                               {2, 40, 3000}, {300, 257, 1}, {7, 1, 9},    {64, 100, 5},
+                               {5, 3000, 1}, {2, 1025, 1},  {4, 0, 3}};
+  Random rnd(14);
+  for (int i = 0; i < 8; ++i) {
+    shapes.push_back({rnd.integer(1, 50), rnd.integer(1, 300), rnd.integer(1, 80)});
+  }
+  for (const Shape& s : shapes) {
+    INFO("outer " << s.outer << " R " << s.R << " inner " << s.inner);
+    const int64_t n = s.outer * s.R * s.inner, outputs = s.outer * s.inner;
+    // Near 1, so long products stay in range; random signs; zeros scattered so that columns hold
+    // none, one or several.
+    auto x = rnd.uniform(n, 0.98, 1.02);
+    for (size_t i = 0; i < x.size(); i += 5) x[i] = -x[i];
+    for (size_t i = 0; i < x.size(); i += 97) x[i] = 0.0f;
+    std::vector<float> y(outputs);
+    ref().reduce_prod(x.data(), y.data(), s.outer, s.R, s.inner);
+    DeviceVector<float> dx(x), dy(unwritten(outputs));
+    gpu().reduce_prod(dx.get(), dy.get(), s.outer, s.R, s.inner);
+    // Each product's rounding error grows with R (about sqrt(R) float epsilons).
+    const double tolerance = kTolerance * std::max(1.0, std::sqrt(double(s.R)) / 10);
+    check_close("reduce_prod", dy.to_host(), y, 0.0, tolerance);
+
+    const auto gy = rnd.uniform(outputs);
+    std::vector<float> gx(n);
+    ref().reduce_prod_backward(x.data(), gy.data(), gx.data(), s.outer, s.R, s.inner);
+    DeviceVector<float> dgy(gy), dgx(unwritten(n));
+    gpu().reduce_prod_backward(dx.get(), dgy.get(), dgx.get(), s.outer, s.R, s.inner);
+    check_close("reduce_prod_backward", dgx.to_host(), gx, 0.0, tolerance);
+  }
+}
 
 TEST_CASE("cuda parity: reduce_sum, reduce_max and its backward over [outer, R, inner]") {
   SKIP_WITHOUT_GPU();
@@ -1358,6 +1443,10 @@ TEST_CASE("cuda kernels with zero-size inputs launch nothing and fail nothing") 
   k.where(p, p, p, p, 0);
   k.reduce_sum(p, p, 0, 4, 4);
   k.reduce_sum(p, p, 4, 4, 0);
+  k.reduce_prod(p, p, 0, 4, 4);
+  k.reduce_prod_backward(p, p, p, 0, 4, 4);
+  k.reduce_prod_backward(p, p, p, 4, 4, 0);
+  k.pow_backward(p, p, p, p, p, p, empty_layout);
   k.reduce_max(p, p, q, 0, 4, 1);
   k.reduce_max_backward(p, q, p, 0, 4, 1);
   k.gemm(false, false, 0, 4, 4, 1.0f, p, 4, p, 4, 0.0f, p, 4);

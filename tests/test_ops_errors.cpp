@@ -17,6 +17,9 @@ TEST_CASE("shape mismatches name the op and the shapes") {
   CHECK_FAILS(concat({a, Tensor::zeros({2, 3, 1})}, 0), "concat: input 1");
   CHECK_FAILS(slice(a, 1, 2, 5), "slice: range [2, 5)");
   CHECK_FAILS(sum(a, {2}), "axis 2 is out of range");
+  CHECK_FAILS(pow(a, b), "pow: shapes [2, 3] and [4, 3] cannot be broadcast");
+  CHECK_FAILS(prod(a, {-3}), "prod: axis -3 is out of range for rank 2");
+  CHECK_FAILS(prod(a, {1, -1}), "prod: an axis is listed twice");
   CHECK_FAILS(conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({3, 3, 4, 8}), 1, 1, Padding::Same),
               "expects 4 input channels");
   CHECK_FAILS(conv2d(Tensor::zeros({5, 5, 3}), Tensor::zeros({3, 3, 3, 8}), 1, 1, Padding::Same),
@@ -59,6 +62,11 @@ TEST_CASE("wrong dtypes and out-of-range indices") {
   Tensor ids = Tensor::from_vector(std::vector<int32_t>{1, 2}, {2});
   CHECK_FAILS(exp(ids), "exp: input must be a float tensor");
   CHECK_FAILS(add(Tensor::zeros({2}), Tensor::zeros({2}, DType::F64)), "add: dtype mismatch");
+  CHECK_FAILS(pow(Tensor::zeros({2}), Tensor::zeros({2}, DType::F64)),
+              "pow: dtype mismatch: float32 [2] vs float64 [2]");
+  CHECK_FAILS(pow(ids, Tensor::zeros({2})), "pow: left operand must be a float tensor");
+  CHECK_FAILS(pow(Tensor::zeros({2}), ids), "pow: right operand must be a float tensor");
+  CHECK_FAILS(prod(ids), "prod: input must be a float tensor, got int32 of shape [2]");
   CHECK_FAILS(ids.set_requires_grad(), "int32 tensors cannot require grad");
   CHECK_FAILS(topk(logits, 5), "topk: k = 5");
 }
@@ -75,6 +83,8 @@ TEST_CASE("empty tensors and bad arguments") {
   // Empty-but-valid shapes flow through without error.
   CHECK(add(Tensor::zeros({0, 3}), Tensor::zeros({3})).shape() == Shape{0, 3});
   CHECK(sum(Tensor::zeros({0, 3}), {0}).to_vector() == std::vector<float>{0, 0, 0});
+  CHECK(prod(Tensor::zeros({0, 3}), {0}).to_vector() == std::vector<float>{1, 1, 1});
+  CHECK(pow(Tensor::zeros({0, 3}), Tensor::zeros({3})).shape() == Shape{0, 3});
 }
 
 TEST_CASE("cuda requests fail clearly without a CUDA device") {

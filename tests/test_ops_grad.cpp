@@ -2,6 +2,7 @@
 // shapes (broadcasting included).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <random>
 
 #include "support/gradcheck.h"
@@ -30,6 +31,43 @@ TEST_CASE("binary ops with broadcasting") {
       check_gradients([](auto& in) { return div(in[0], in[1]); }, {x, y});
     }
   }
+}
+
+TEST_CASE("pow with broadcasting, in the base and the exponent") {
+  for (int trial = 0; trial < 3; ++trial) {
+    const int64_t a = rdim(), b = rdim(), c = rdim();
+    std::vector<std::pair<Shape, Shape>> cases = {
+        {{a, b, c}, {a, b, c}}, {{a, b, c}, {c}}, {{a, 1, c}, {b, 1}}, {{a, b, c}, {}},
+        {{}, {a, b, c}}, {{1, b, 1}, {a, 1, c}}};
+    for (auto& [sa, sb] : cases) {
+      // Positive bases: the exponent's gradient a^b log a needs log a.
+      Tensor base = random_tensor(sa, rng, 0.3, 2.0), exponent = random_tensor(sb, rng, -2.0, 2.0);
+      check_gradients([](auto& in) { return pow(in[0], in[1]); }, {base, exponent});
+    }
+  }
+  // A negative base with integer exponents: differentiable in the base (the exponent's
+  // gradient is NaN there and is not requested).
+  Tensor base = random_tensor({3, 4}, rng, -2.0, -0.3);
+  Tensor exponent = Tensor::from_vector(std::vector<double>{2, 3, -1, 0}, {4});
+  check_gradients([exponent](auto& in) { return pow(in[0], exponent); }, {base});
+  // Through a transposed (non-contiguous) view.
+  Tensor square = random_tensor({3, 3}, rng, 0.5, 1.5), powers = random_tensor({3, 3}, rng);
+  check_gradients([](auto& in) { return pow(transpose(in[0], 0, 1), in[1]); }, {square, powers});
+}
+
+TEST_CASE("pow at a zero base follows PyTorch: 0 where the exponent is 0 / non-negative") {
+  Tensor base = Tensor::from_vector(std::vector<double>{0, 0, 2, 0}, {4}).set_requires_grad();
+  Tensor exponent =
+      Tensor::from_vector(std::vector<double>{0, 2, 0, 3}, {4}).set_requires_grad();
+  Tensor y = pow(base, exponent);
+  CHECK(y.to_vector_f64() == std::vector<double>{1, 0, 1, 0});
+  sum(y).backward();
+  CHECK(base.grad().to_vector_f64() == std::vector<double>{0, 0, 0, 0});
+  const std::vector<double> ge = exponent.grad().to_vector_f64();
+  CHECK(ge[0] == 0.0);
+  CHECK(ge[1] == 0.0);
+  CHECK(ge[2] == doctest::Approx(std::log(2.0)));
+  CHECK(ge[3] == 0.0);
 }
 
 TEST_CASE("unary and scalar ops") {
@@ -75,6 +113,40 @@ TEST_CASE("reductions") {
     check_gradients([axis](auto& in) { return softmax(in[0], axis); }, {x});
     check_gradients([axis](auto& in) { return log_softmax(in[0], axis); }, {x});
   }
+}
+
+TEST_CASE("prod over any axes, with one and with two zeros") {
+  const Shape s{rdim(2, 4), rdim(2, 4), rdim(2, 4)};
+  Tensor x = random_tensor(s, rng, -1.5, 1.5);
+  check_gradients([](auto& in) { return prod(in[0]); }, {x});
+  check_gradients([](auto& in) { return prod(in[0], {1}); }, {x});
+  check_gradients([](auto& in) { return prod(in[0], {0, 2}, true); }, {x});
+  check_gradients([](auto& in) { return prod(in[0], {-1, 0}); }, {x});
+  // Zeros: dividing the product by x would give 0/0 here. One zero in a reduced group leaves a
+  // single non-zero gradient (at the zero); two zeros leave none. Finite differences are exact
+  // for a product (linear in each element), so they see both cases.
+  std::vector<double> values = x.to_vector_f64();
+  values[0] = 0.0;                          // one zero in row [0, 0, :] ...
+  values[values.size() - 1] = 0.0;          // ... and two zeros in the last row
+  values[values.size() - 2] = 0.0;
+  Tensor zeros = Tensor::from_vector(values, s);
+  check_gradients([](auto& in) { return prod(in[0], {2}); }, {zeros});
+  check_gradients([](auto& in) { return prod(in[0]); }, {zeros});
+  check_gradients([](auto& in) { return prod(in[0], {0, 1}, true); }, {zeros});
+
+  Tensor one_zero = Tensor::from_vector(std::vector<double>{2, 0, 3, 4}, {4}).set_requires_grad();
+  prod(one_zero).backward();
+  CHECK(one_zero.grad().to_vector_f64() == std::vector<double>{0, 24, 0, 0});
+  Tensor two_zeros = Tensor::from_vector(std::vector<double>{2, 0, 3, 0}, {4}).set_requires_grad();
+  prod(two_zeros).backward();
+  CHECK(two_zeros.grad().to_vector_f64() == std::vector<double>{0, 0, 0, 0});
+  // Values and shapes as sum's conventions.
+  Tensor m = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK(prod(m).to_vector_f64() == std::vector<double>{720});
+  CHECK(prod(m).shape() == Shape{});
+  CHECK(prod(m, {0}).to_vector_f64() == std::vector<double>{4, 10, 18});
+  CHECK(prod(m, {-1}, true).shape() == Shape{2, 1});
+  CHECK(prod(m, {-1}, true).to_vector_f64() == std::vector<double>{6, 120});
 }
 
 TEST_CASE("shape ops") {
