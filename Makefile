@@ -24,7 +24,9 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; \
+	  if [ -f onnx_node_tests.txt ]; then echo "ONNX backend node tests (pass / fail / unsupported):"; grep '^total' onnx_node_tests.txt; fi; \
+	  exit $$rc
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g0" -DGLIMPSE_SANITIZE=address,undefined -DGLIMPSE_CUDA=OFF $(CMAKE_ARGS)

@@ -20,6 +20,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -47,14 +48,6 @@ struct Unsupported : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < v.size(); ++i) out << (i ? ", " : "") << v[i];
-  out << "]";
-  return out.str();
-}
-
 Shape shape_of(const TensorProto& t) { return Shape(t.dims.begin(), t.dims.end()); }
 
 // ---- one node's inputs and attributes, as a mapping sees them -----------------------------------
@@ -80,9 +73,16 @@ class Node {
 
   // A float input as a glimpse tensor: float32 stays float32, float64 float64 (glimpse's CPU
   // kernels run in both); any other element type is arithmetic glimpse does not do.
-  Tensor data(size_t k) const {
+  // Input k as a float tensor. `as` converts an integer input's values to that float dtype (only
+  // where ONNX itself mixes types, e.g. Pow's exponent); otherwise integers are unsupported.
+  Tensor data(size_t k, std::optional<DType> as = std::nullopt) const {
     const TensorProto& t = raw(k);
     const std::string what = op() + " input " + std::to_string(k);
+    if (as && t.data_type != onnx::kFloat && t.data_type != onnx::kDouble) {
+      std::vector<double> v = onnx::values_as_double(t, what);
+      if (*as == DType::F64) return Tensor::from_vector(v, shape_of(t));
+      return Tensor::from_vector(std::vector<float>(v.begin(), v.end()), shape_of(t));
+    }
     if (t.data_type == onnx::kFloat) {
       std::vector<double> v = onnx::values_as_double(t, what);
       return Tensor::from_vector(std::vector<float>(v.begin(), v.end()), shape_of(t));
@@ -296,6 +296,7 @@ std::function<Outputs(const Node&)> reduction(const char* kind, Map before = nul
     Tensor y;
     if (k == "sum") y = sum(v, axes, keepdims);
     else if (k == "mean") y = mean(v, axes, keepdims);
+    else if (k == "prod") y = prod(v, axes, keepdims);
     else if (k == "max") y = max_over_axes(v, axes, keepdims);
     else if (k == "min") y = neg(max_over_axes(neg(v), axes, keepdims));
     return {after ? after(y) : y};
@@ -452,11 +453,13 @@ Outputs map_gru(const Node& n) {
 }
 
 Outputs map_pow(const Node& n) {
-  Tensor x = n.data(0);
+  Tensor base = n.data(0);
+  // An integer exponent for a float base (ONNX allows mixed types here; the result has the
+  // base's type): its values, as the base's dtype — integers are exact in float up to 2^24.
   const TensorProto& e = n.raw(1);
-  if (onnx::element_count(e, "Pow exponent") != 1 || static_cast<int>(e.dims.size()) > x.rank())
-    throw Unsupported("Pow: a tensor exponent not supported (glimpse has pow with a scalar exponent)");
-  return {reshape(pow_scalar(x, n.doubles_input(1).at(0)), x.shape())};
+  const bool int_exponent = e.data_type != onnx::kFloat && e.data_type != onnx::kDouble;
+  Tensor exponent = n.data(1, int_exponent ? base.dtype() : std::optional<DType>());
+  return {pow(base, exponent)};
 }
 
 Outputs map_reshape(const Node& n) {
@@ -580,9 +583,7 @@ const std::map<std::string, OpMapping>& registry() {
       {"ReduceL2", {"Reduction", kReduceAttrs, reduction("sum", via(glimpse::square), via(glimpse::sqrt))}},
       {"ReduceLogSum", {"Reduction", kReduceAttrs, reduction("sum", nullptr, via(glimpse::log))}},
       {"ReduceLogSumExp", {"Reduction", kReduceAttrs, reduction("sum", via(glimpse::exp), via(glimpse::log))}},
-      {"ReduceProd", {"Reduction", kReduceAttrs, [](const Node&) -> Outputs {
-                        throw Unsupported("ReduceProd: glimpse has no product reduction");
-                      }}},
+      {"ReduceProd", {"Reduction", kReduceAttrs, reduction("prod")}},
       {"Reshape", {"Shape", {"allowzero"}, map_reshape}},
       {"Transpose", {"Shape", {"perm"}, map_transpose}},
       {"Flatten", {"Shape", {"axis"}, map_flatten}},
