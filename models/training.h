@@ -69,11 +69,11 @@ struct NonFiniteLoss : std::runtime_error {
 
 TrainResult train_captioner(Captioner& model, const TrainData& data, const TrainOptions& options);
 
-// Saves model + optimizer + tokenizer + progress atomically to `path`.
 // x [B, ...] -> [B*k, ...] with row i repeated k times (rows i*k .. i*k+k-1): one image's features
 // serving its k captions. Differentiable: the gradient of row i is the sum over its k copies.
 Tensor repeat_each_row(const Tensor& x, int64_t k);
 
+// Saves model + optimizer + tokenizer + progress atomically to `path`.
 void save_training_checkpoint(const std::string& path, Captioner& model, nn::Optimizer* optimizer,
                               const Tokenizer& tokenizer, const nlohmann::json& progress);
 

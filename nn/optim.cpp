@@ -54,9 +54,19 @@ double clip_grad_norm(const std::vector<Tensor*>& parameters, double max_norm) {
 Optimizer::Optimizer(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedule)
     : params_(std::move(parameters)), schedule_(std::move(schedule)) {
   if (!schedule_) throw std::invalid_argument("Optimizer: a learning-rate schedule is required");
-  for (const NamedTensor& p : params_) {
-    slots_a_.push_back(Tensor::zeros(p.tensor->shape(), p.tensor->dtype(), p.tensor->device()));
-    slots_b_.push_back(Tensor::zeros(p.tensor->shape(), p.tensor->dtype(), p.tensor->device()));
+}
+
+std::vector<Tensor> Optimizer::zeros_like_parameters() const {
+  std::vector<Tensor> out;
+  for (const NamedTensor& p : params_)
+    out.push_back(Tensor::zeros(p.tensor->shape(), p.tensor->dtype(), p.tensor->device()));
+  return out;
+}
+
+void Optimizer::move_next_to_parameters(std::vector<Tensor>& state) const {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Device d = params_[i].tensor->device();
+    if (state[i].device() != d) state[i] = state[i].to(d);
   }
 }
 
@@ -64,17 +74,10 @@ void Optimizer::zero_grad() {
   for (const NamedTensor& p : params_) p.tensor->zero_grad();
 }
 
-void Optimizer::sync_devices() {
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Device d = params_[i].tensor->device();
-    if (slots_a_[i].device() != d) slots_a_[i] = slots_a_[i].to(d);
-    if (slots_b_[i].device() != d) slots_b_[i] = slots_b_[i].to(d);
-  }
-}
-
 Adam::Adam(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedule, double b1,
            double b2, double eps)
-    : Optimizer(std::move(parameters), std::move(schedule)), beta1(b1), beta2(b2), epsilon(eps) {}
+    : Optimizer(std::move(parameters), std::move(schedule)), beta1(b1), beta2(b2), epsilon(eps),
+      m_(zeros_like_parameters()), v_(zeros_like_parameters()) {}
 
 namespace {
 
@@ -139,8 +142,8 @@ void Adam::step() {
     if (!g.defined()) continue;
     work.w.push_back(params_[i].tensor);
     work.g.push_back(g.contiguous());
-    work.m.push_back(&slots_a_[i]);
-    work.v.push_back(&slots_b_[i]);
+    work.m.push_back(&m_[i]);
+    work.v.push_back(&v_[i]);
   }
   // Adam fused over all parameters: one kernel call (on the GPU one launch) for the whole model.
   // Each element gets the same arithmetic as adam_update_, so the results are identical.
@@ -162,15 +165,21 @@ void Adam::step() {
 std::vector<NamedTensor> Adam::state() {
   std::vector<NamedTensor> out;
   for (size_t i = 0; i < params_.size(); ++i) {
-    out.push_back({"adam/m/" + params_[i].name, &slots_a_[i], true});
-    out.push_back({"adam/v/" + params_[i].name, &slots_b_[i], true});
+    out.push_back({"adam/m/" + params_[i].name, &m_[i], true});
+    out.push_back({"adam/v/" + params_[i].name, &v_[i], true});
   }
   return out;
 }
 
+void Adam::sync_devices() {
+  move_next_to_parameters(m_);
+  move_next_to_parameters(v_);
+}
+
 SGD::SGD(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedule, double m,
          bool nest)
-    : Optimizer(std::move(parameters), std::move(schedule)), momentum(m), nesterov(nest) {}
+    : Optimizer(std::move(parameters), std::move(schedule)), momentum(m), nesterov(nest),
+      velocity_(zeros_like_parameters()) {}
 
 void SGD::step() {
   NoGradGuard no_grad;
@@ -178,7 +187,7 @@ void SGD::step() {
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = params_[i].tensor->grad();
     if (!g.defined()) continue;
-    sgd_update_(*params_[i].tensor, g, slots_a_[i], lr, momentum, nesterov);
+    sgd_update_(*params_[i].tensor, g, velocity_[i], lr, momentum, nesterov);
   }
   ++iterations_;
 }
@@ -186,8 +195,10 @@ void SGD::step() {
 std::vector<NamedTensor> SGD::state() {
   std::vector<NamedTensor> out;
   for (size_t i = 0; i < params_.size(); ++i)
-    out.push_back({"sgd/velocity/" + params_[i].name, &slots_a_[i], true});
+    out.push_back({"sgd/velocity/" + params_[i].name, &velocity_[i], true});
   return out;
 }
+
+void SGD::sync_devices() { move_next_to_parameters(velocity_); }
 
 }  // namespace glimpse::nn

@@ -56,13 +56,16 @@ class Optimizer {
   // The state to checkpoint, by name (does not include the iteration counter).
   virtual std::vector<NamedTensor> state() = 0;
   // Moves state tensors next to their parameters (after Module::to).
-  void sync_devices();
+  virtual void sync_devices() = 0;
 
  protected:
   std::vector<NamedTensor> params_;
   std::shared_ptr<LrSchedule> schedule_;
   int64_t iterations_ = 0;
-  std::vector<Tensor> slots_a_, slots_b_;  // per-parameter state (Adam: m, v; SGD: velocity)
+  // For subclasses' per-parameter state: zeros shaped like each parameter, and a move of such a
+  // list next to the parameters.
+  std::vector<Tensor> zeros_like_parameters() const;
+  void move_next_to_parameters(std::vector<Tensor>& state) const;
 };
 
 // Keras Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
@@ -75,8 +78,12 @@ class Adam : public Optimizer {
        double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-7);
   void step() override;
   std::vector<NamedTensor> state() override;
+  void sync_devices() override;
 
   double beta1, beta2, epsilon;
+
+ private:
+  std::vector<Tensor> m_, v_;  // first and second moments, one per parameter
 };
 
 // Keras SGD with momentum: v = momentum v - lr g; w += v (Nesterov: w += momentum v - lr g).
@@ -86,9 +93,13 @@ class SGD : public Optimizer {
       double momentum = 0.0, bool nesterov = false);
   void step() override;
   std::vector<NamedTensor> state() override;
+  void sync_devices() override;
 
   double momentum;
   bool nesterov;
+
+ private:
+  std::vector<Tensor> velocity_;  // one per parameter
 };
 
 }  // namespace glimpse::nn
