@@ -5,9 +5,7 @@
 // --tokens tokens.
 //
 //   bench_caption_latency [--threads N] [--tokens 20] [--repeats 3] [--models tiny,full]
-#include <omp.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +19,7 @@
 #include "models/captioner.h"
 #include "models/decoding.h"
 #include "tensor/autograd.h"
+#include "tensor/parallel.h"
 #include "tensor/random.h"
 
 namespace {
@@ -135,8 +134,7 @@ void bench_model(const std::string& which, const Options& o) {
 int main(int argc, char** argv) {
   try {
     const Options o = parse_options(argc, argv);
-    omp_set_num_threads(o.threads);
-    Eigen::setNbThreads(o.threads);
+    glimpse::parallel::set_num_threads(o.threads);
     glimpse::NoGradGuard no_grad;
     std::printf(
         "bench_caption_latency (glimpse): one image, encode + greedy decode of %d tokens, "

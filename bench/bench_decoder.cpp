@@ -17,11 +17,9 @@
 // CPU time per step (all threads, spin-waits included: at 1 thread it is the step's cost even on a
 // loaded machine) and the peak resident memory: getrusage's max RSS at the end, and its growth
 // from just before the model was built.
-#include <omp.h>
 #include <sys/resource.h>
 #include <time.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,6 +38,7 @@
 #include "nn/losses.h"
 #include "nn/optim.h"
 #include "tensor/ops.h"
+#include "tensor/parallel.h"
 #include "tensor/random.h"
 
 namespace {
@@ -251,8 +250,7 @@ void profile_layers(const Options& o, nn::Embedding& embedding, nn::GRU& gru,
 int main(int argc, char** argv) {
   try {
     const Options o = parse_options(argc, argv);
-    omp_set_num_threads(o.threads);
-    Eigen::setNbThreads(o.threads);
+    glimpse::parallel::set_num_threads(o.threads);
     const double rss_before_model = peak_rss_mib();
 
     glimpse::Generator gen(0);

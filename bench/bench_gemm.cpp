@@ -5,6 +5,10 @@
 // allocation, dispatch); the gap between glimpse::conv2d and an Eigen GEMM of the same M, N, K is
 // im2col plus that overhead. The conv target is >= 60% of the GEMM.
 //
+// The Eigen reference runs on one thread at every thread count: glimpse builds Eigen with
+// EIGEN_DONT_PARALLELIZE (its threads come from tensor/parallel.h alone), so at 2 threads the
+// ratio also shows how well glimpse uses the second core.
+//
 //   bench_gemm [--threads 1,2] [--repeats 5] [--min-seconds 0.5] [--conv-batch 1] [--long]
 //
 // --long adds 2048^3 and a strided conv. Each cell is the median of the timed repeats, after one
@@ -12,7 +16,6 @@
 // work has accumulated, so fast shapes are not dominated by timer noise. GFLOP/s are given from
 // wall time and from process CPU time (every thread, spin-waits included): on a loaded machine
 // the CPU-time figures at 1 thread still say what the code costs.
-#include <omp.h>
 #include <time.h>
 
 #include <Eigen/Core>
@@ -29,6 +32,7 @@
 
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
+#include "tensor/parallel.h"
 #include "tensor/random.h"
 
 namespace {
@@ -202,8 +206,7 @@ void bench_matmuls(const std::vector<MatmulCase>& cases, const Options& options)
                   static_cast<long long>(c.K), static_cast<long long>(c.K),
                   static_cast<long long>(c.N), c.trans_a ? " tA" : "", c.trans_b ? " tB" : "");
     for (int threads : options.threads) {
-      omp_set_num_threads(threads);
-      Eigen::setNbThreads(threads);
+      glimpse::parallel::set_num_threads(threads);
       const Timing op =
           median_timing([&] { Tensor y = glimpse::matmul(a, b, c.trans_a, c.trans_b); }, options);
       const Timing eigen = median_timing(
@@ -249,8 +252,7 @@ void bench_convs(const std::vector<ConvCase>& cases, const Options& options) {
     std::snprintf(kernel_text, sizeof kernel_text, "%dx%d/%d %s (%s)", c.KH, c.KW, c.stride,
                   glimpse::padding_name(c.padding), c.label);
     for (int threads : options.threads) {
-      omp_set_num_threads(threads);
-      Eigen::setNbThreads(threads);
+      glimpse::parallel::set_num_threads(threads);
       const Timing conv = median_timing(
           [&] { Tensor y = glimpse::conv2d(x, kernel, c.stride, c.stride, c.padding); }, options);
       const Timing gemm = median_timing(
@@ -276,7 +278,7 @@ int main(int argc, char** argv) {
     std::printf("bench_gemm: float32, median of >= %d repeats after 1 warmup, threads:",
                 options.repeats);
     for (int t : options.threads) std::printf(" %d", t);
-    std::printf(" (omp_get_max_threads at start: %d)\n", omp_get_max_threads());
+    std::printf(" (pool threads at start: %d)\n", glimpse::parallel::num_threads());
 
     // The decoder's shapes: B=32 captions of T=64 tokens, 512 units, GRU gates 3*512, vocab 20000.
     std::vector<MatmulCase> matmuls = {

@@ -20,11 +20,9 @@
 // Times are medians; "CPU ms" is the process CPU time (every thread, spin-waits included), which at
 // 1 thread stays meaningful on a loaded machine. "faults" is the median count of minor page faults
 // per forward (getrusage), which shows whether activations are recycled or mapped afresh.
-#include <omp.h>
 #include <sys/resource.h>
 #include <time.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +36,7 @@
 #include "models/inception_resnet_v2.h"
 #include "tensor/autograd.h"
 #include "tensor/kernels.h"
+#include "tensor/parallel.h"
 #include "tensor/profiler.h"
 #include "tensor/random.h"
 
@@ -198,8 +197,7 @@ void print_profile(glimpse::models::InceptionResNetV2& model, const Tensor& imag
 int main(int argc, char** argv) {
   try {
     const Options o = parse_options(argc, argv);
-    omp_set_num_threads(o.threads);
-    Eigen::setNbThreads(o.threads);
+    glimpse::parallel::set_num_threads(o.threads);
     glimpse::NoGradGuard no_grad;
 
     const double peak = gemm_gflops(o.peak_size);

@@ -20,8 +20,13 @@ IMAGE_SIZE = 299
 GFLOP_PER_IMAGE = 26.3  # 13.15 G multiply-adds at 299x299 (shared/reference/inception-resnet-v2.md)
 
 
-def build_inception_resnet_v2():
-    """Returns the nn.Module; torch is imported here so the file can be imported without it."""
+def build_inception_resnet_v2(width_divisor=1, repeats=(10, 20, 10), valid_reductions=True):
+    """Returns the nn.Module; torch is imported here so the file can be imported without it.
+
+    The defaults are the real network. models/inception_resnet_v2.cpp's InceptionConfig::tiny()
+    (the shapes demo's encoder) is width_divisor=8, repeats=(1, 1, 1), valid_reductions=False:
+    filter counts divided by 8 (at least 4) and the stem/reduction ops padded SAME, which here is
+    symmetric padding 1 (TF pads such a stride-2 op only at the end; same cost, same shapes)."""
     import torch
     from torch import nn
 
@@ -34,6 +39,7 @@ def build_inception_resnet_v2():
             # Every strided conv of the network is VALID; stride-1 SAME convs have odd kernels,
             # so symmetric padding k // 2 is exactly TF's SAME.
             pad = (kh // 2, kw // 2) if padding == "same" else (0, 0)
+            cin, cout = f(cin) if cin > 3 else cin, f(cout)
             self.conv = nn.Conv2d(cin, cout, (kh, kw), stride=stride, padding=pad, bias=False)
             self.bn = nn.BatchNorm2d(cout, eps=1e-3)
             self.activation = activation
@@ -48,7 +54,7 @@ def build_inception_resnet_v2():
         def __init__(self, branches, mixed, channels, scale, activation=True):
             super().__init__()
             self.branches = nn.ModuleList(nn.Sequential(*b) for b in branches)
-            self.up = nn.Conv2d(mixed, channels, 1, bias=True)
+            self.up = nn.Conv2d(f(mixed), f(channels), 1, bias=True)
             self.scale = scale
             self.activation = activation
 
@@ -76,6 +82,14 @@ def build_inception_resnet_v2():
                          [ConvBN(c, 192, 1), ConvBN(192, 224, (1, 3)), ConvBN(224, 256, (3, 1))]],
                         192 + 256, c, scale, activation)
 
+    def f(filters):  # the divided filter count (InceptionResNetV2::f)
+        return filters if width_divisor == 1 else max(4, int(filters / width_divisor + 0.5))
+
+    red = "valid" if valid_reductions else "same"
+
+    def pool():  # the 3x3 stride-2 max-pools
+        return nn.MaxPool2d(3, stride=2, padding=0 if valid_reductions else 1)
+
     class Concat(nn.Module):
         def __init__(self, *branches):
             super().__init__()
@@ -89,33 +103,33 @@ def build_inception_resnet_v2():
 
     model = nn.Sequential(
         # Stem: 299 -> 149 -> 147 -> 147 -> 73 -> 73 -> 71 -> 35
-        ConvBN(3, 32, 3, stride=2, padding="valid"),
-        ConvBN(32, 32, 3, padding="valid"),
+        ConvBN(3, 32, 3, stride=2, padding=red),
+        ConvBN(32, 32, 3, padding=red),
         ConvBN(32, 64, 3),
-        nn.MaxPool2d(3, stride=2),
-        ConvBN(64, 80, 1, padding="valid"),
-        ConvBN(80, 192, 3, padding="valid"),
-        nn.MaxPool2d(3, stride=2),
+        pool(),
+        ConvBN(64, 80, 1, padding=red),
+        ConvBN(80, 192, 3, padding=red),
+        pool(),
         # mixed_5b -> 35x35x320; the pool is the network's only padded pool (divisor = real cells).
         Concat(ConvBN(192, 96, 1),
                chain(ConvBN(192, 48, 1), ConvBN(48, 64, 5)),
                chain(ConvBN(192, 64, 1), ConvBN(64, 96, 3), ConvBN(96, 96, 3)),
                chain(nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
                      ConvBN(192, 64, 1))),
-        *[block35() for _ in range(10)],
+        *[block35() for _ in range(repeats[0])],
         # mixed_6a -> 17x17x1088
-        Concat(ConvBN(320, 384, 3, stride=2, padding="valid"),
+        Concat(ConvBN(320, 384, 3, stride=2, padding=red),
                chain(ConvBN(320, 256, 1), ConvBN(256, 256, 3),
-                     ConvBN(256, 384, 3, stride=2, padding="valid")),
-               nn.MaxPool2d(3, stride=2)),
-        *[block17() for _ in range(20)],
+                     ConvBN(256, 384, 3, stride=2, padding=red)),
+               pool()),
+        *[block17() for _ in range(repeats[1])],
         # mixed_7a -> 8x8x2080
-        Concat(chain(ConvBN(1088, 256, 1), ConvBN(256, 384, 3, stride=2, padding="valid")),
-               chain(ConvBN(1088, 256, 1), ConvBN(256, 288, 3, stride=2, padding="valid")),
+        Concat(chain(ConvBN(1088, 256, 1), ConvBN(256, 384, 3, stride=2, padding=red)),
+               chain(ConvBN(1088, 256, 1), ConvBN(256, 288, 3, stride=2, padding=red)),
                chain(ConvBN(1088, 256, 1), ConvBN(256, 288, 3),
-                     ConvBN(288, 320, 3, stride=2, padding="valid")),
-               nn.MaxPool2d(3, stride=2)),
-        *[block8() for _ in range(9)],
+                     ConvBN(288, 320, 3, stride=2, padding=red)),
+               pool()),
+        *[block8() for _ in range(repeats[2] - 1)],
         block8(scale=1.0, activation=False),
         ConvBN(2080, 1536, 1),  # conv_7b -> 8x8x1536
     )

@@ -311,15 +311,14 @@ void adam_update_multi(T* const* w, const T* const* g, T* const* m, T* const* v,
     total += size;
   }
   const int64_t num_chunks = chunk_start[count];
-#pragma omp parallel for schedule(static) if (num_chunks > 1 && total >= kParallelGrain)
-  for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+  for_each_index(num_chunks, total >= kParallelGrain, [&](int64_t chunk) {
     // The owner is the last tensor starting at or before this chunk (empty tensors share their
     // start with the next tensor, so they are never chosen).
     const int64_t k =
         std::upper_bound(chunk_start.begin(), chunk_start.end(), chunk) - chunk_start.begin() - 1;
     const int64_t begin = (chunk - chunk_start[k]) * kChunk;
     adam_range(w[k], g[k], m[k], v[k], begin, std::min(n[k], begin + kChunk), lr_t, b1, b2, eps);
-  }
+  });
 }
 
 // With momentum == 0 the velocity buffer may be null: plain w -= lr g.

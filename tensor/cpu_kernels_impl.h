@@ -1,44 +1,63 @@
-// Private to the CPU backend (tensor/cpu_kernels*.cpp): how loops are split across OpenMP threads,
+// Private to the CPU backend (tensor/cpu_kernels*.cpp): how loops are split over the thread pool
+// (tensor/parallel.h),
 // the deterministic summation helpers, and the functions through which each kernel file fills its
 // part of the kernel table.
 //
 // Determinism: every sum here is computed in an order fixed by the sizes alone, never by the number
-// of threads, so results are bit-identical whatever OMP_NUM_THREADS is. Threads only decide *who*
+// of threads, so results are bit-identical whatever the thread count is. Threads only decide *who*
 // computes each fixed block, never how blocks are grouped.
 #pragma once
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "tensor/kernels.h"
+#include "tensor/parallel.h"
 
 namespace glimpse::cpu::detail {
 
-// Below about this many elements of work a loop runs on one thread: waking an OpenMP team costs
-// microseconds, more than the loop itself for small tensors.
+// Below about this many elements of work a loop runs on one thread: handing tasks to the pool costs
+// about a microsecond, more than the loop itself for small tensors.
 constexpr int64_t kParallelGrain = 1 << 15;
 
 // Element-wise loops are cut into chunks of this many elements, one chunk per task.
 constexpr int64_t kChunk = 1 << 14;
+
+// A parallel loop is cut into at most this many tasks per thread. More tasks than threads is what
+// lets a running thread take over the share of one the OS has descheduled (tensor/parallel.h);
+// each task costs one atomic increment.
+constexpr int64_t kTasksPerThread = 8;
+
+// Calls fn(i) for every i in [0, count): on the thread pool when `parallel` (consecutive indices
+// grouped into tasks), else in order on this thread. fn must not depend on which thread runs it.
+template <class Fn>
+void for_each_index(int64_t count, bool parallel, Fn&& fn) {
+  if (count <= 0) return;
+  const int64_t threads = parallel::num_threads();
+  if (!parallel || count == 1 || threads == 1 || parallel::in_parallel_region()) {
+    for (int64_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+  const int64_t tasks = std::min(count, kTasksPerThread * threads);
+  parallel::run_tasks(tasks, [&](int64_t task, int) {
+    const int64_t end = count * (task + 1) / tasks;
+    for (int64_t i = count * task / tasks; i < end; ++i) fn(i);
+  });
+}
 
 // Calls fn(begin, end) on consecutive chunks covering [0, n), in parallel when n is large.
 template <class Fn>
 void for_each_chunk(int64_t n, Fn&& fn) {
   if (n <= 0) return;
   const int64_t num_chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (num_chunks > 1 && n >= kParallelGrain)
-  for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
-    fn(chunk * kChunk, std::min(n, (chunk + 1) * kChunk));
-  }
+  for_each_index(num_chunks, n >= kParallelGrain,
+                 [&](int64_t chunk) { fn(chunk * kChunk, std::min(n, (chunk + 1) * kChunk)); });
 }
 
 // Calls fn(i) for i in [0, count), in parallel when count * work_per_item is large.
 template <class Fn>
 void parallel_for(int64_t count, int64_t work_per_item, Fn&& fn) {
-#pragma omp parallel for schedule(static) if (count > 1 && count * work_per_item >= kParallelGrain)
-  for (int64_t i = 0; i < count; ++i) fn(i);
+  for_each_index(count, count * work_per_item >= kParallelGrain, fn);
 }
 
 // Sum of n contiguous values with 16 independent accumulators (which the compiler can keep in
@@ -75,10 +94,9 @@ T blocked_sum(const T* x, int64_t n, bool allow_parallel) {
     return total;
   }
   std::vector<T> partial(num_blocks);
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < num_blocks; ++b) {
+  for_each_index(num_blocks, true, [&](int64_t b) {
     partial[b] = lane_sum(x + b * kSumBlock, std::min(kSumBlock, n - b * kSumBlock));
-  }
+  });
   T total = 0;
   for (int64_t b = 0; b < num_blocks; ++b) total += partial[b];
   return total;
@@ -100,11 +118,10 @@ void column_sums(int64_t rows, int64_t width, int num_sums, T* out, Accumulate&&
   if (width >= kWideColumns) {
     constexpr int64_t kColumnChunk = 512;
     const int64_t num_chunks = (width + kColumnChunk - 1) / kColumnChunk;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+    for_each_index(num_chunks, parallel, [&](int64_t chunk) {
       const int64_t c_begin = chunk * kColumnChunk;
       accumulate(int64_t(0), rows, c_begin, std::min(width, c_begin + kColumnChunk), out);
-    }
+    });
     return;
   }
   const int64_t rows_per_block = std::max<int64_t>(1, kSumBlock / width);
@@ -115,12 +132,11 @@ void column_sums(int64_t rows, int64_t width, int num_sums, T* out, Accumulate&&
   }
   const int64_t block_size = num_sums * width;
   std::vector<T> partial(num_blocks * block_size, T(0));
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t b = 0; b < num_blocks; ++b) {
+  for_each_index(num_blocks, parallel, [&](int64_t b) {
     const int64_t r_begin = b * rows_per_block;
     accumulate(r_begin, std::min(rows, r_begin + rows_per_block), int64_t(0), width,
                partial.data() + b * block_size);
-  }
+  });
   for (int64_t b = 0; b < num_blocks; ++b) {
     const T* block = partial.data() + b * block_size;
     for (int64_t j = 0; j < block_size; ++j) out[j] += block[j];
@@ -207,23 +223,21 @@ void parallel_walk_rows(const CollapsedLayout<kOperands>& layout, Fn&& fn) {
   const int64_t rows = total / row_length;
   if (row_length >= kChunk) {
     const int64_t segments = (row_length + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (rows * segments > 1 && total >= kParallelGrain)
-    for (int64_t task = 0; task < rows * segments; ++task) {
+    for_each_index(rows * segments, total >= kParallelGrain, [&](int64_t task) {
       const int64_t row = task / segments;
       const int64_t begin = (task % segments) * kChunk;
       const int64_t end = std::min(row_length, begin + kChunk);
       walk_rows(layout, row, row + 1,
                 [&](int64_t r, const int64_t* offsets) { fn(r, offsets, begin, end); });
-    }
+    });
     return;
   }
   const int64_t rows_per_block = kChunk / row_length;
   const int64_t num_blocks = (rows + rows_per_block - 1) / rows_per_block;
-#pragma omp parallel for schedule(static) if (num_blocks > 1 && total >= kParallelGrain)
-  for (int64_t b = 0; b < num_blocks; ++b) {
+  for_each_index(num_blocks, total >= kParallelGrain, [&](int64_t b) {
     walk_rows(layout, b * rows_per_block, std::min(rows, (b + 1) * rows_per_block),
               [&](int64_t r, const int64_t* offsets) { fn(r, offsets, int64_t(0), row_length); });
-  }
+  });
 }
 
 // Each kernel file fills the entries it implements; cpu_kernels.cpp assembles the tables.

@@ -30,7 +30,7 @@ bool beats(T v, T best) {
 // arithmetic of a slice is the same either way.
 template <class Body>
 void for_each_outer(int64_t outer, int64_t slice_work, Body&& body) {
-  if (outer >= omp_get_max_threads()) {
+  if (outer >= parallel::num_threads()) {
     parallel_for(outer, slice_work, [&](int64_t o) { body(o, false); });
   } else {
     for (int64_t o = 0; o < outer; ++o) body(o, true);
@@ -248,29 +248,27 @@ template <class T>
 void topk_rows(const T* x, T* values, int32_t* idx, int64_t rows, int64_t cols, int64_t k) {
   const int64_t kept = std::min(k, cols);  // k <= cols is the ops layer's check
   if (kept <= 0) return;
-#pragma omp parallel if (rows > 1 && rows * cols >= kParallelGrain)
-  {
-    std::vector<int32_t> order(cols);  // one scratch buffer per thread, reused for every row
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* row = x + r * cols;
-      // A strict total order: larger value first, ties by lower index, NaN after every number.
-      auto comes_first = [row](int32_t i, int32_t j) {
-        const T a = row[i];
-        const T b = row[j];
-        const bool a_nan = a != a;
-        const bool b_nan = b != b;
-        if (a_nan || b_nan) return a_nan == b_nan ? i < j : b_nan;
-        return a != b ? a > b : i < j;
-      };
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + kept, order.end(), comes_first);
-      for (int64_t j = 0; j < kept; ++j) {
-        values[r * k + j] = row[order[j]];
-        idx[r * k + j] = order[j];
-      }
+  parallel_for(rows, cols, [&](int64_t r) {
+    // One scratch buffer per thread, reused for every row it sorts.
+    thread_local std::vector<int32_t> order;
+    order.resize(cols);
+    const T* row = x + r * cols;
+    // A strict total order: larger value first, ties by lower index, NaN after every number.
+    auto comes_first = [row](int32_t i, int32_t j) {
+      const T a = row[i];
+      const T b = row[j];
+      const bool a_nan = a != a;
+      const bool b_nan = b != b;
+      if (a_nan || b_nan) return a_nan == b_nan ? i < j : b_nan;
+      return a != b ? a > b : i < j;
+    };
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + kept, order.end(), comes_first);
+    for (int64_t j = 0; j < kept; ++j) {
+      values[r * k + j] = row[order[j]];
+      idx[r * k + j] = order[j];
     }
-  }
+  });
 }
 
 }  // namespace

@@ -2,13 +2,13 @@
 // rows of A come from (a matrix, or a convolution's input read in place).
 #include "tensor/cpu_packed_gemm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "tensor/parallel.h"
 
 namespace glimpse::cpu {
 namespace {
@@ -376,12 +376,12 @@ void multiply(const Rows& source, int64_t M, int64_t N, int64_t K, const T* pack
     multiply_panels(source, M, N, K, packed, out, 0, panels);
     return;
   }
-#pragma omp parallel num_threads(static_cast<int>(workers))
-  {
-    // Shared by the threads the runtime actually gave, which may be fewer than asked for.
-    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-    multiply_panels(source, M, N, K, packed, out, panels * t / team, panels * (t + 1) / team);
-  }
+  // Two tasks per thread, claimed from the pool: a thread the OS has descheduled leaves its
+  // second one to the others. (More would re-read the rows of A once more per task.)
+  const int64_t tasks = std::min<int64_t>(panels, 2 * workers);
+  parallel::run_tasks(tasks, [&](int64_t t, int) {
+    multiply_panels(source, M, N, K, packed, out, panels * t / tasks, panels * (t + 1) / tasks);
+  });
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ void pack_b(const T* B, int64_t ldb, int64_t K, int64_t N, T* packed);
 
 // C[M, N] = relu?(A[M, K] * B + bias + residual), with B in packed form. bias ([N]) and residual
 // ([M, N], leading dimension ldc, like C) may be null. C is written, never read; it must not
-// overlap A or the residual. With threads > 1 the columns are shared among that many OpenMP
+// overlap A or the residual. With threads > 1 the columns are shared among that many of the pool's
 // threads, each reading all of A and its own part of B (the split for a product with more columns
 // than rows, such as a batch-1 convolution with many output channels); the result is the same.
 template <class T>

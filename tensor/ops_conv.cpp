@@ -1,12 +1,12 @@
 // Convolution (im2col + GEMM, NHWC, Keras kernel layout) and 2D pooling; the padding arithmetic is
 // in conv_geometry.cpp.
-#include <omp.h>
 
 #include <algorithm>
 
 #include "tensor/cpu_packed_gemm.h"
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/parallel.h"
 #include "tensor/profiler.h"
 
 namespace glimpse {
@@ -235,7 +235,7 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
   // enough channels; otherwise it builds patches (im2col).
   const bool in_place = !pointwise && epilogue.packed_kernel && cpu::conv_packed_supported(g);
   const bool builds_patches = !pointwise && !in_place;
-  const int threads = device == Device::CPU ? omp_get_max_threads() : 1;
+  const int threads = device == Device::CPU ? parallel::num_threads() : 1;
   // Panels are planned in output pixels (as if one pixel per row), so that they may end inside an
   // image row and threads get equal shares: 17x17 = 289 pixels at batch 1 is 145 + 144, where
   // whole rows would be 9 + 8 (153 + 136). A windowed conv's panel builds the patches of the
@@ -314,13 +314,11 @@ void conv_forward(const Kernels<T>& k, const T* x, const T* w, T* out, const Con
     for (int64_t p = 0; p < plan.num_panels; ++p) run_panel(p, buffer.data<T>());
     return;
   }
-  const int64_t workers = std::min<int64_t>(threads, plan.num_panels);
-  Tensor buffers = Tensor::empty({workers, panel_elements}, dtype, device);
+  // One patch buffer per pool slot (a slot is never used by two panels at once).
+  Tensor buffers = Tensor::empty({threads, panel_elements}, dtype, device);
   T* base = buffers.data<T>();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(workers))
-  for (int64_t p = 0; p < plan.num_panels; ++p) {
-    run_panel(p, base + omp_get_thread_num() * panel_elements);
-  }
+  parallel::run_tasks(plan.num_panels,
+                      [&](int64_t p, int slot) { run_panel(p, base + slot * panel_elements); });
 }
 
 struct ConvArgs {

@@ -3,7 +3,6 @@
 // inside an image, so the forward and both gradients are compared against a direct convolution
 // written out as loops. Also: conv2d_bias_activation against the composed ops.
 #include <doctest/doctest.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <random>
@@ -12,6 +11,7 @@
 #include "support/gradcheck.h"
 #include "tensor/autograd.h"
 #include "tensor/ops.h"
+#include "tensor/parallel.h"
 
 using namespace glimpse;
 using glimpse::testing::max_abs;
@@ -107,7 +107,7 @@ TEST_CASE("conv2d over several panels matches a direct convolution (forward and 
 TEST_CASE("a small conv (batch 1, a few hundred pixels) shared by several threads") {
   // Below 256 output pixels per thread the rows are still split between the threads, down to
   // 32 pixels each: 8x8 and 17x17 grids at batch 1, as at the end of Inception-ResNet-v2.
-  const int saved_threads = omp_get_max_threads();
+  const int saved_threads = glimpse::parallel::num_threads();
   const std::vector<Case> cases = {
       {1, 8, 8, 40, 1, 1, 24, 1, Padding::Same},   // 64 pixels: two panels of 32
       {1, 17, 17, 24, 1, 1, 20, 1, Padding::Same},  // pointwise: panels end inside image rows
@@ -118,7 +118,7 @@ TEST_CASE("a small conv (batch 1, a few hundred pixels) shared by several thread
   };
   for (int threads : {2, 3, 5}) {
     CAPTURE(threads);
-    omp_set_num_threads(threads);
+    glimpse::parallel::set_num_threads(threads);
     for (const Case& c : cases) check_case(c);
     // The inference epilogue (bias, residual, ReLU) on the shared rows, for a 1x3 and a 1x1 kernel.
     for (int64_t kw : {3, 1}) {
@@ -133,7 +133,7 @@ TEST_CASE("a small conv (batch 1, a few hundred pixels) shared by several thread
       CHECK(max_abs_diff(fused.to_vector_f64(), composed.to_vector_f64()) <= 1e-5);
     }
   }
-  omp_set_num_threads(saved_threads);
+  glimpse::parallel::set_num_threads(saved_threads);
 }
 
 TEST_CASE("conv2d_bias_activation equals conv2d + bias (+ relu), with and without gradients") {

@@ -4,7 +4,6 @@
 // dropout masks (statistics, determinism), Adam / SGD against values from TensorFlow, and Adam fused
 // over many tensors (the kernel and nn::Adam's use of it) against the per-tensor update.
 #include <doctest/doctest.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <climits>
@@ -17,6 +16,7 @@
 #include "tensor/counter_rng.h"
 #include "tensor/ops.h"
 #include "test_cpu_kernels_util.h"
+#include "tensor/parallel.h"
 
 using namespace glimpse;
 using namespace glimpse::test;
@@ -443,10 +443,10 @@ TEST_CASE("dropout_mask: keep rate, scale, determinism, offsets, thread independ
   int64_t disagreements = 0;
   for (int64_t i = 0; i < n; ++i) disagreements += (mask_d[i] == 0) != (mask[i] == 0);
   CHECK(disagreements == 0);
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
+  const int threads = glimpse::parallel::num_threads();
+  glimpse::parallel::set_num_threads(1);
   kf().dropout_mask(again.data(), n, p, 42, 0);
-  omp_set_num_threads(threads);
+  glimpse::parallel::set_num_threads(threads);
   CHECK(again == mask);
   // p = 0 keeps everything at scale 1; p = 1 drops everything.
   kf().dropout_mask(again.data(), 1000, 0.0f, 5, 0);

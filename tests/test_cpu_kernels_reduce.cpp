@@ -2,12 +2,12 @@
 // count; products and their backward also with zeros), softmax / log-softmax / fused cross-entropy
 // (forward vs naive, backward by finite differences in double), argmax and top-k including ties.
 #include <doctest/doctest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <limits>
 
 #include "test_cpu_kernels_util.h"
+#include "tensor/parallel.h"
 
 using namespace glimpse;
 using namespace glimpse::test;
@@ -42,12 +42,12 @@ TEST_CASE("reduce_sum matches a naive loop") {
 }
 
 TEST_CASE("reductions are bit-identical for 1, 2, 3 and the default number of threads") {
-  const int threads = omp_get_max_threads();
+  const int threads = glimpse::parallel::num_threads();
   for (auto s : kReduceShapes) {
     const auto x = random_vector<float>(s.outer * s.R * s.inner, 32);
     std::vector<std::vector<float>> results;
     for (int t : {1, 2, 3, threads}) {
-      omp_set_num_threads(t);
+      glimpse::parallel::set_num_threads(t);
       std::vector<float> y(s.outer * s.inner);
       kf().reduce_sum(x.data(), y.data(), s.outer, s.R, s.inner);
       results.push_back(y);
@@ -62,13 +62,13 @@ TEST_CASE("reductions are bit-identical for 1, 2, 3 and the default number of th
   const auto x = random_vector<float>(N * C, 33, 0.0, 5.0);
   std::vector<std::vector<float>> stats;
   for (int t : {1, 2, 3, threads}) {
-    omp_set_num_threads(t);
+    glimpse::parallel::set_num_threads(t);
     std::vector<float> mean(C), var(C);
     kf().batch_norm_stats(x.data(), mean.data(), var.data(), N, C);
     mean.insert(mean.end(), var.begin(), var.end());
     stats.push_back(mean);
   }
-  omp_set_num_threads(threads);
+  glimpse::parallel::set_num_threads(threads);
   CHECK(stats[0] == stats[1]);
   CHECK(stats[0] == stats[2]);
   CHECK(stats[0] == stats[3]);
@@ -105,11 +105,11 @@ TEST_CASE("reduce_prod matches a naive loop, float and double, and is thread-cou
       worst = std::max(worst, std::abs(double(yf[j]) - expected[j]) / std::abs(expected[j]));
     CHECK(worst <= 1e-6 * std::sqrt(double(s.R)) + 1e-6);
 
-    const int threads = omp_get_max_threads();
+    const int threads = glimpse::parallel::num_threads();
     std::vector<float> one_thread(y.size());
-    omp_set_num_threads(1);
+    glimpse::parallel::set_num_threads(1);
     kf().reduce_prod(xf.data(), one_thread.data(), s.outer, s.R, s.inner);
-    omp_set_num_threads(threads);
+    glimpse::parallel::set_num_threads(threads);
     CHECK(one_thread == yf);
   }
   // An empty product is 1; a zero or a NaN anywhere in the column reaches the result.

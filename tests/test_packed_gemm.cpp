@@ -3,7 +3,6 @@
 // and leading dimensions wider than the matrices; then conv2d_bias_activation with a packed kernel
 // against the composed ops.
 #include <doctest/doctest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -14,6 +13,7 @@
 #include "tensor/autograd.h"
 #include "tensor/cpu_packed_gemm.h"
 #include "tensor/ops.h"
+#include "tensor/parallel.h"
 
 using namespace glimpse;
 using glimpse::testing::max_abs_diff;
@@ -158,10 +158,10 @@ TEST_CASE("conv2d_bias_activation with a packed kernel equals the composed ops")
                         {{2, 7, 9, 16}, {2, 2, 16, 17}, 1, Padding::Same},
                         {{1, 11, 10, 17}, {5, 5, 17, 48}, 2, Padding::Same},
                         {{1, 70, 70, 16}, {3, 3, 16, 8}, 1, Padding::Same}};  // 4900 pixels
-  const int saved_threads = omp_get_max_threads();
+  const int saved_threads = glimpse::parallel::num_threads();
   for (int threads : {1, 2, 3}) {
     CAPTURE(threads);
-    omp_set_num_threads(threads);
+    glimpse::parallel::set_num_threads(threads);
     for (const Case& c : cases) {
       CAPTURE(shape_str(c.kernel));
       Tensor x = random_tensor(c.x, rng);
@@ -191,7 +191,7 @@ TEST_CASE("conv2d_bias_activation with a packed kernel equals the composed ops")
       CHECK(max_abs_diff(got.to_vector_f64(), unpacked.to_vector_f64()) <= 2e-7 * depth + 1e-6);
     }
   }
-  omp_set_num_threads(saved_threads);
+  glimpse::parallel::set_num_threads(saved_threads);
 }
 
 TEST_CASE("conv2d_bias_activation with a packed kernel rejects what it cannot do") {

@@ -6,8 +6,6 @@
 // encodes its own block of --batch images, rank 0 gathers the blocks in rank order and writes them,
 // so the file is the one a single process writes, in the same order.
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <iostream>
@@ -23,6 +21,7 @@
 #include "models/captioner.h"
 #include "models/keras_import.h"
 #include "tensor/autograd.h"
+#include "tensor/parallel.h"
 
 using namespace glimpse;
 
@@ -70,7 +69,7 @@ int main(int argc, char** argv) {
     if (rank != 0) std::cout.setstate(std::ios::badbit);
     // --threads 0 means all cores: shared among the ranks of one machine, not taken by each.
     if (flags.integer("threads", 0, 1024) == 0 && comm->local_size() > 1)
-      omp_set_num_threads(std::max(1, omp_get_num_procs() / comm->local_size()));
+      parallel::set_num_threads(std::max(1, parallel::available_cpus() / comm->local_size()));
     // Checked before hours of encoding: the cache is only written at the end.
     if (rank == 0) cli::require_output_file("cache_features", "out", flags.str("out"));
 

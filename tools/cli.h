@@ -2,7 +2,6 @@
 // help text generated from the declarations and clear errors for unknown or malformed flags; and
 // the one exit-status policy every tool follows (run_tool).
 #pragma once
-#include <omp.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "tensor/kernels.h"
+#include "tensor/parallel.h"
 
 namespace glimpse::cli {
 
@@ -186,11 +186,11 @@ class Flags {
   std::vector<std::string> positional_;
 };
 
-// The --threads and --device flags every tool declares: sets OpenMP's thread count (0 keeps one
+// The --threads and --device flags every tool declares: sets the CPU thread pool's size (0 keeps one
 // per core) and returns the device, refusing cuda where this build or machine has none.
 inline Device device_from_flags(const Flags& flags, const std::string& tool) {
   const int threads = static_cast<int>(flags.integer("threads", 0, 1024));
-  if (threads > 0) omp_set_num_threads(threads);
+  if (threads > 0) parallel::set_num_threads(threads);
   const Device device = flags.choice("device", {"cpu", "cuda"}) == "cuda" ? Device::CUDA : Device::CPU;
   if (device == Device::CUDA && !cuda_available())
     throw std::runtime_error(tool + ": --device cuda, but no CUDA device is available");

@@ -16,6 +16,7 @@
 #include "io/shapes_dataset.h"
 #include "models/keras_import.h"
 #include "models/training.h"
+#include "tensor/parallel.h"
 
 using namespace glimpse;
 namespace fs = std::filesystem;
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
                             std::to_string(comm->size()) + " ranks");
     // --threads 0 means all cores: shared among the ranks of one machine, not taken by each.
     if (flags.integer("threads", 0, 1024) == 0 && comm->local_size() > 1)
-      omp_set_num_threads(std::max(1, omp_get_num_procs() / comm->local_size()));
+      parallel::set_num_threads(std::max(1, parallel::available_cpus() / comm->local_size()));
 
     // Then what the file system must provide, before the long work (dataset generation, model
     // building) starts: a usable output directory, and a sound checkpoint to resume from.
