@@ -105,8 +105,8 @@ CaptionBatch CaptionBatcher::load(int64_t step) {
 
   std::vector<std::vector<float>> items(n);
   std::vector<std::string> errors(n);
-  // Decode on a few plain threads (not OpenMP: this runs beside the training step's own OpenMP
-  // team, and two spinning teams on the same cores slow each other down many times over).
+  // Decode on a few plain threads, not the kernels' pool (tensor/parallel.h): this runs beside the
+  // training step, which keeps the pool busy, and must not wait for it or delay it.
   auto load_item = [&](int64_t i) {
     const size_t image_index = pairs_[first + i].first;
     const CaptionedImage& image = data_.images[image_index];

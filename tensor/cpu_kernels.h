@@ -1,4 +1,4 @@
-// The CPU backend's kernel tables (Eigen GEMM + OpenMP loops). tensor/kernels.cpp hands these out
+// The CPU backend's kernel tables (OpenBLAS/Eigen GEMM + loops on tensor/parallel.h's pool). tensor/kernels.cpp hands these out
 // as glimpse::kernels_f32(Device::CPU) etc.; tests and benchmarks may also call them directly.
 #pragma once
 #include "tensor/kernels.h"
