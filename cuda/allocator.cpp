@@ -25,27 +25,15 @@
 
 #include "cuda/backend.h"
 #include "cuda/check.h"
+#include "tensor/size_classes.h"
 
 namespace glimpse::cuda {
 namespace {
 
-constexpr size_t kSmallStep = 512;  // small blocks: multiples of 512 bytes
-constexpr size_t kLargeThreshold = size_t(1) << 20;
-constexpr size_t kStepsPerPowerOfTwo = 8;  // large blocks: at most 1/8 = 12.5% rounding waste
-
-size_t round_up(size_t value, size_t step) { return (value + step - 1) / step * step; }
-
-// The bucket a request of `bytes` falls into: the size actually allocated and cached.
-size_t bucket_size(size_t bytes) {
-  if (bytes <= kLargeThreshold) return bytes == 0 ? kSmallStep : round_up(bytes, kSmallStep);
-  if (bytes > (size_t(1) << 62)) {
-    throw std::runtime_error("cuda alloc: request of " + std::to_string(bytes) +
-                             " bytes is larger than any device");
-  }
-  size_t power_of_two = kLargeThreshold;
-  while (power_of_two * 2 <= bytes) power_of_two *= 2;
-  return round_up(bytes, power_of_two / kStepsPerPowerOfTwo);
-}
+// Multiples of 512 bytes up to 1 MiB, then eighths of a power of two (tensor/size_classes.h).
+constexpr SizeClasses kSizeClasses{.small_step = 512, .large_threshold = size_t(1) << 20,
+                                   .owner = "cuda alloc"};
+size_t bucket_size(size_t bytes) { return kSizeClasses.round(bytes); }
 
 bool caching_requested() {
   const char* setting = std::getenv("GLIMPSE_CUDA_NO_CACHE");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tensor/cpu_kernels.h"
+#include "tensor/size_classes.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define GLIMPSE_ASAN 1
@@ -28,20 +29,13 @@ namespace {
 
 // Below this, malloc's own free lists do the job (no system call, no page fault on reuse).
 constexpr size_t kCachedMinimum = size_t(64) << 10;
-constexpr size_t kPage = 4096;
-constexpr size_t kStepsPerPowerOfTwo = 8;  // at most 1/8 = 12.5% rounding waste
 constexpr size_t kDefaultCacheLimit = size_t(4) << 30;
 
-size_t round_up(size_t value, size_t step) { return (value + step - 1) / step * step; }
-
-// The size actually allocated and cached for a request of `bytes` (>= kCachedMinimum).
-size_t bucket_size(size_t bytes) {
-  if (bytes > (size_t(1) << 62))
-    throw std::runtime_error("cpu alloc: request of " + std::to_string(bytes) + " bytes is too large");
-  size_t power_of_two = kCachedMinimum;
-  while (power_of_two * 2 <= bytes) power_of_two *= 2;
-  return round_up(bytes, std::max(kPage, power_of_two / kStepsPerPowerOfTwo));
-}
+// Every cached request is >= kCachedMinimum = 64 KiB, above the threshold, so its class is the
+// request rounded up to an eighth of its power of two (8 KiB steps at 64 KiB, and so on).
+constexpr SizeClasses kSizeClasses{.small_step = 4096, .large_threshold = kCachedMinimum / 2,
+                                   .owner = "cpu alloc"};
+size_t bucket_size(size_t bytes) { return kSizeClasses.round(bytes); }
 
 bool env_flag_set(const char* name) {
   const char* setting = std::getenv(name);

@@ -1,11 +1,16 @@
 // The CPU caching allocator behind Storage (tensor/cpu_allocator.h): reuse by bucket, statistics,
-// release, and concurrent use from several threads.
+// release, concurrent use from several threads, and the size classes it shares with the CUDA
+// allocator.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "tensor/cpu_allocator.h"
+#include "tensor/size_classes.h"
 #include "tensor/tensor.h"
 
 using namespace glimpse;
@@ -66,4 +71,42 @@ TEST_CASE("concurrent allocation from several threads") {
   for (int t = 0; t < 4; ++t) CHECK(ok[t] == 1);
   cpu::release_cpu_cached_memory();
   CHECK(cpu::cpu_memory_stats().bytes_cached == 0);
+}
+
+// The size classes both caching allocators use (tensor/size_classes.h), checked against their
+// definition: at most 12.5% rounding above the threshold, multiples of the small step below it.
+TEST_CASE("size classes: bounded waste, idempotent, monotone, 8 per power of two") {
+  for (const SizeClasses& classes : {SizeClasses{512, size_t(1) << 20, "cuda alloc"},
+                                     SizeClasses{4096, size_t(32) << 10, "cpu alloc"}}) {
+    INFO(classes.owner);
+    CHECK(classes.round(0) == classes.small_step);
+    size_t previous = 0;
+    std::mt19937_64 gen(7);
+    std::vector<size_t> sizes;
+    for (size_t b = 1; b < (size_t(1) << 34); b = b * 3 / 2 + 1) sizes.push_back(b);
+    for (int i = 0; i < 2000; ++i) sizes.push_back(gen() % (size_t(1) << 32));
+    std::sort(sizes.begin(), sizes.end());
+    for (size_t b : sizes) {
+      const size_t c = classes.round(b);
+      INFO("request " << b << " class " << c);
+      REQUIRE(c >= b);
+      REQUIRE(c >= previous);  // a larger request never gets a smaller class
+      REQUIRE(classes.round(c) == c);
+      REQUIRE(c % classes.small_step == 0);
+      if (b > classes.large_threshold) {
+        REQUIRE(double(c - b) <= double(b) / 8);
+      } else {
+        REQUIRE(c - b < classes.small_step);
+      }
+      previous = c;
+    }
+    // Exactly 8 classes between 2^k and 2^(k+1) above the threshold.
+    const size_t p = classes.large_threshold * 4;
+    std::vector<size_t> distinct;
+    for (size_t b = p + 1; b <= 2 * p; b += 64)
+      if (distinct.empty() || distinct.back() != classes.round(b)) distinct.push_back(classes.round(b));
+    CHECK(distinct.size() == 8);
+    const std::string expected = std::string(classes.owner) + ": request of";
+    CHECK_THROWS_WITH(classes.round(size_t(1) << 63), doctest::Contains(expected.c_str()));
+  }
 }
