@@ -1,6 +1,6 @@
 // The CUDA backend's public face: its kernel table, its memory functions, and the few switches a
-// program may want (TF32, the stream, memory statistics). tensor/kernels.cpp hands the tables out
-// as glimpse::kernels_f32(Device::CUDA) when the build has the CUDA backend (GLIMPSE_WITH_CUDA).
+// program may want (TF32, the stream, memory statistics). cuda/table.cpp registers the tables with
+// tensor/kernels.h at program start; ops reach them as glimpse::kernels_f32(Device::CUDA).
 //
 // Everything runs on one CUDA stream, in launch order: kernels, cuBLAS calls and device-to-device
 // copies. Copies to and from the host wait for that stream, so a host buffer is ready (or free to
@@ -26,10 +26,9 @@ bool device_present();
 void set_tf32(bool enabled);
 bool tf32_enabled();
 
-// The stream every kernel, cuBLAS call and copy uses; nullptr (the legacy default stream) at start.
-// Switching waits for the device first: the caching allocator hands freed blocks to later work
-// assuming everything is ordered on one stream.
-void set_stream(cudaStream_t stream);
+// The stream every kernel, cuBLAS call and copy uses: the legacy default stream (nullptr). One
+// stream keeps everything in launch order, which the caching allocator relies on when it hands a
+// freed block to later work. (NCCL's collectives are enqueued on it too: dist/nccl_communicator.cpp.)
 cudaStream_t stream();
 
 // The caching allocator behind device_api().alloc/free. Freed blocks are kept in size buckets for

@@ -7,14 +7,15 @@
 #include "cuda/check.h"
 #include "cuda/kernel_decls.h"
 #include "cuda/launch.cuh"
-#include "cuda/strided_layout.cuh"
+#include "tensor/collapsed_layout.h"
 
 namespace glimpse::cuda {
 namespace {
 
-using detail::CollapsedLayout;
+using glimpse::detail::CollapsedLayout;
+using glimpse::detail::collapse_layout;
 
-cudaStream_t g_stream = nullptr;
+constexpr cudaStream_t g_stream = nullptr;
 
 template <class Word>
 struct GatherStrided {
@@ -42,12 +43,6 @@ bool device_present() {
     return count > 0;
   }();
   return present;
-}
-
-void set_stream(cudaStream_t new_stream) {
-  if (new_stream == g_stream) return;
-  GLIMPSE_CUDA_CHECK(cudaDeviceSynchronize());
-  g_stream = new_stream;
 }
 
 cudaStream_t stream() { return g_stream; }

@@ -1,14 +1,17 @@
 // Element-wise kernels: fill, casts, axpy, 2-D block copies, the unary maps and their derivatives,
-// broadcasting binary ops (and pow's backward) and where. One thread per output element
+// broadcasting binary ops and their backward, and where. One thread per output element
 // (grid-stride).
 #include <cstdint>
 
 #include "cuda/kernel_decls.h"
 #include "cuda/launch.cuh"
-#include "cuda/strided_layout.cuh"
+#include "tensor/collapsed_layout.h"
 
 namespace glimpse::cuda::detail {
 namespace {
+
+using glimpse::detail::CollapsedLayout;
+using glimpse::detail::collapse_layout;
 
 struct Fill {
   float* y;
@@ -61,104 +64,48 @@ struct Copy2d {
   }
 };
 
-__device__ float apply_unary(UnaryOp op, float x, float p) {
-  switch (op) {
-    case UnaryOp::Neg: return -x;
-    case UnaryOp::Exp: return expf(x);
-    case UnaryOp::Log: return logf(x);
-    case UnaryOp::Tanh: return tanhf(x);
-    case UnaryOp::Sigmoid: return 1.0f / (1.0f + expf(-x));
-    case UnaryOp::Relu: return x < 0.0f ? 0.0f : x;  // NaN stays NaN
-    case UnaryOp::Sqrt: return sqrtf(x);
-    case UnaryOp::Abs: return fabsf(x);
-    case UnaryOp::Square: return x * x;
-    case UnaryOp::AddScalar: return x + p;
-    case UnaryOp::MulScalar: return x * p;
-    case UnaryOp::PowScalar: return p == 2.0f ? x * x : powf(x, p);  // x * x is exact
-  }
-  return 0.0f;
-}
-
-// dL/dx from dL/dy; y = f(x) is given because several derivatives are cheapest from it.
-__device__ float unary_derivative_times(UnaryOp op, float x, float y, float gy, float p) {
-  switch (op) {
-    case UnaryOp::Neg: return -gy;
-    case UnaryOp::Exp: return gy * y;
-    case UnaryOp::Log: return gy / x;
-    case UnaryOp::Tanh: return gy * (1.0f - y * y);
-    case UnaryOp::Sigmoid: return gy * y * (1.0f - y);
-    case UnaryOp::Relu: return x > 0.0f ? gy : 0.0f;
-    case UnaryOp::Sqrt: return gy * 0.5f / y;
-    case UnaryOp::Abs: return x > 0.0f ? gy : (x < 0.0f ? -gy : 0.0f);
-    case UnaryOp::Square: return gy * 2.0f * x;
-    case UnaryOp::AddScalar: return gy;
-    case UnaryOp::MulScalar: return gy * p;
-    case UnaryOp::PowScalar: return gy * p * powf(x, p - 1.0f);
-  }
-  return 0.0f;
-}
-
-struct Unary {
-  UnaryOp op;
+// One kernel per op, instantiated from the op's struct in tensor/elementwise_ops.h (the formulas
+// the CPU uses too); the host picks it with visit_unary / visit_binary.
+template <class Op>
+struct UnaryMap {
   const float* x;
   float* y;
   float param;
-  __device__ void operator()(int64_t i) const { y[i] = apply_unary(op, x[i], param); }
+  __device__ void operator()(int64_t i) const { y[i] = Op::value(x[i], param); }
 };
 
+template <class Op>
 struct UnaryBackward {
-  UnaryOp op;
   const float* x;
   const float* y;
   const float* gy;
   float* gx;
   float param;
-  __device__ void operator()(int64_t i) const {
-    gx[i] = unary_derivative_times(op, x[i], y[i], gy[i], param);
-  }
+  __device__ void operator()(int64_t i) const { gx[i] = Op::grad(x[i], y[i], gy[i], param); }
 };
 
-__device__ float apply_binary(BinaryOp op, float a, float b) {
-  switch (op) {
-    case BinaryOp::Add: return a + b;
-    case BinaryOp::Sub: return a - b;
-    case BinaryOp::Mul: return a * b;
-    case BinaryOp::Div: return a / b;
-    case BinaryOp::Pow: return powf(a, b);
-  }
-  return 0.0f;
-}
-
-// The partial derivatives of a^b with the CPU's conventions (tensor/cpu_kernels_elementwise.cpp):
-// 0 in a where b == 0, 0 in b where a == 0 and b >= 0, NaN in b for a negative base.
-__device__ float pow_base_derivative(float a, float b) {
-  return b == 0.0f ? 0.0f : b * powf(a, b - 1.0f);
-}
-__device__ float pow_exponent_derivative(float a, float b, float y) {
-  return a == 0.0f && b >= 0.0f ? 0.0f : y * logf(a);
-}
-
 // Both operands contiguous in the output's shape: no index arithmetic at all.
+template <class Op>
 struct BinarySameShape {
-  BinaryOp op;
   const float* a;
   const float* b;
   float* y;
-  __device__ void operator()(int64_t i) const { y[i] = apply_binary(op, a[i], b[i]); }
+  __device__ void operator()(int64_t i) const { y[i] = Op::value(a[i], b[i]); }
 };
 
+template <class Op>
 struct BinaryBroadcast {
-  BinaryOp op;
   CollapsedLayout<2> layout;
   const float* a;
   const float* b;
   float* y;
   __device__ void operator()(int64_t i) const {
-    y[i] = apply_binary(op, a[layout.offset(0, i)], b[layout.offset(1, i)]);
+    y[i] = Op::value(a[layout.offset(0, i)], b[layout.offset(1, i)]);
   }
 };
 
-struct PowBackward {
+template <class Op>
+struct BinaryBackward {
   CollapsedLayout<2> layout;
   const float* a;
   const float* b;
@@ -168,8 +115,8 @@ struct PowBackward {
   float* gb;
   __device__ void operator()(int64_t i) const {
     const float av = a[layout.offset(0, i)], bv = b[layout.offset(1, i)];
-    if (ga != nullptr) ga[i] = gy[i] * pow_base_derivative(av, bv);
-    if (gb != nullptr) gb[i] = gy[i] * pow_exponent_derivative(av, bv, y[i]);
+    if (ga != nullptr) ga[i] = Op::grad_a(av, bv, y[i], gy[i]);
+    if (gb != nullptr) gb[i] = Op::grad_b(av, bv, y[i], gy[i]);
   }
 };
 
@@ -204,32 +151,41 @@ void copy_2d(const float* src, int64_t src_ld, float* dst, int64_t dst_ld, int64
 }
 
 void unary(UnaryOp op, const float* x, float* y, int64_t n, float param) {
-  for_each_index("unary", n, Unary{op, x, y, param});
+  visit_unary(op, [&](auto f) {
+    for_each_index("unary", n, UnaryMap<decltype(f)>{x, y, param});
+  });
 }
 
 void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx,
                     int64_t n, float param) {
-  for_each_index("unary_backward", n, UnaryBackward{op, x, y, gy, gx, param});
+  visit_unary(op, [&](auto f) {
+    for_each_index("unary_backward", n, UnaryBackward<decltype(f)>{x, y, gy, gx, param});
+  });
 }
 
 void binary(BinaryOp op, const float* a, const float* b, float* y, const BroadcastLayout& layout) {
   const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
   const CollapsedLayout<2> collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
   const bool same_shape =
-      collapsed.rank == 0 ||
-      (collapsed.rank == 1 && collapsed.strides[0][0] == 1 && collapsed.strides[1][0] == 1);
-  if (same_shape) {
-    for_each_index("binary", collapsed.size(), BinarySameShape{op, a, b, y});
-  } else {
-    for_each_index("binary", collapsed.size(), BinaryBroadcast{op, collapsed, a, b, y});
-  }
+      collapsed.rank == 1 && collapsed.strides[0][0] == 1 && collapsed.strides[1][0] == 1;
+  visit_binary(op, [&](auto f) {
+    using Op = decltype(f);
+    if (same_shape) {
+      for_each_index("binary", collapsed.size(), BinarySameShape<Op>{a, b, y});
+    } else {
+      for_each_index("binary", collapsed.size(), BinaryBroadcast<Op>{collapsed, a, b, y});
+    }
+  });
 }
 
-void pow_backward(const float* a, const float* b, const float* y, const float* gy, float* ga,
-                  float* gb, const BroadcastLayout& layout) {
+void binary_backward(BinaryOp op, const float* a, const float* b, const float* y, const float* gy,
+                     float* ga, float* gb, const BroadcastLayout& layout) {
   const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
   const CollapsedLayout<2> collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
-  for_each_index("pow_backward", collapsed.size(), PowBackward{collapsed, a, b, y, gy, ga, gb});
+  visit_binary(op, [&](auto f) {
+    for_each_index("binary_backward", collapsed.size(),
+                   BinaryBackward<decltype(f)>{collapsed, a, b, y, gy, ga, gb});
+  });
 }
 
 void where(const float* cond, const float* a, const float* b, float* y, int64_t n) {

@@ -28,8 +28,8 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n, float param);
 void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx,
                     int64_t n, float param);
 void binary(BinaryOp op, const float* a, const float* b, float* y, const BroadcastLayout& layout);
-void pow_backward(const float* a, const float* b, const float* y, const float* gy, float* ga,
-                  float* gb, const BroadcastLayout& layout);
+void binary_backward(BinaryOp op, const float* a, const float* b, const float* y, const float* gy,
+                     float* ga, float* gb, const BroadcastLayout& layout);
 void where(const float* cond, const float* a, const float* b, float* y, int64_t n);
 
 // reduce.cu

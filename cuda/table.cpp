@@ -1,4 +1,6 @@
-// Assembles the CUDA backend's DeviceApi and Kernels<float> tables from the kernel files.
+// Assembles the CUDA backend's DeviceApi and Kernels<float> tables from the kernel files, and
+// registers them with tensor/'s kernel table at program start (the static `registered` below), so
+// that kernels_f32(Device::CUDA) finds them without tensor/ knowing this folder exists.
 // The field order is that of tensor/kernels.h; every entry is filled (a missing one would be a
 // null pointer that only fails when called).
 #include "cuda/allocator.h"
@@ -31,7 +33,7 @@ const Kernels<float>& kernels_f32() {
       .unary = detail::unary,
       .unary_backward = detail::unary_backward,
       .binary = detail::binary,
-      .pow_backward = detail::pow_backward,
+      .binary_backward = detail::binary_backward,
       .where = detail::where,
       .reduce_sum = detail::reduce_sum,
       .reduce_prod = detail::reduce_prod,
@@ -72,5 +74,13 @@ const Kernels<float>& kernels_f32() {
   };
   return table;
 }
+
+namespace {
+// Runs before main. The object file survives static linking because glimpse::glimpse links this
+// library as a whole archive (CMakeLists.txt); test_cuda_ops checks that it did.
+[[maybe_unused]] const bool registered = register_backend(
+    Device::CUDA, Backend{.name = "cuda", .device_api = device_api, .kernels_f32 = kernels_f32,
+                          .device_present = device_present});
+}  // namespace
 
 }  // namespace glimpse::cuda

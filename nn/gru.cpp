@@ -26,13 +26,6 @@ std::pair<Tensor, Tensor> GRU::forward(const Tensor& x, const Tensor& initial_st
   return gru_sequence(x, h0, kernel, recurrent_kernel, bias, options);
 }
 
-Tensor GRU::step(const Tensor& x, const Tensor& state) const {
-  if (x.rank() != 2)
-    throw std::invalid_argument("GRU '" + name() + "': step expects [batch, features], got " +
-                                shape_str(x.shape()));
-  return forward(unsqueeze(x, 1), state).second;
-}
-
 const char* merge_mode_name(MergeMode mode) {
   switch (mode) {
     case MergeMode::Concat: return "concat";

@@ -33,9 +33,9 @@ class GRU : public Module {
   // -> (sequence [B, T, units], final state [B, units]): return_sequences + return_state.
   // With go_backwards the sequence is in processing order (reversed, as Keras returns it), and
   // the final state (= sequence[:, T-1]) is the one after reading x[:, 0].
+  // One step of inference is forward() on a one-step sequence with the carried state (what the
+  // captioner's decoding loop does).
   std::pair<Tensor, Tensor> forward(const Tensor& x, const Tensor& initial_state = Tensor()) const;
-  // One step for inference: x [B, in], state [B, units] -> new state [B, units].
-  Tensor step(const Tensor& x, const Tensor& state) const;
 
   Tensor kernel, recurrent_kernel, bias;
   int64_t input_dim, units;

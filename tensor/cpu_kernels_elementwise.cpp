@@ -1,5 +1,5 @@
 // CPU element-wise kernels: fill, casts, axpy, copy_2d, unary maps and their derivatives,
-// broadcasting binary ops (and the backward of pow), where, dropout masks and the optimizer updates
+// broadcasting binary ops and their backward, where, dropout masks and the optimizer updates
 // (Adam per tensor and over many tensors at once, SGD).
 // Transcendental maps go through Eigen's array functions, which are SIMD-vectorised without
 // -ffast-math; simple maps are plain loops the compiler vectorises.
@@ -67,104 +67,30 @@ void copy_2d(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_t rows,
   });
 }
 
+// The op's formulas come from tensor/elementwise_ops.h; visit_unary picks the op's struct once,
+// so each op gets its own loop. Ops that give an Eigen array form (exp, log, tanh, sigmoid, sqrt)
+// run it: Eigen vectorises those functions, the C library does not.
 template <class T>
 void unary(UnaryOp op, const T* x, T* y, int64_t n, T param) {
-  for_each_chunk(n, [&](int64_t begin, int64_t end) {
-    const T* xs = x + begin;
-    T* ys = y + begin;
-    const int64_t len = end - begin;
-    ConstArrayView<T> xa(xs, len);
-    ArrayView<T> ya(ys, len);
-    switch (op) {
-      case UnaryOp::Neg:
-        for (int64_t i = 0; i < len; ++i) ys[i] = -xs[i];
-        break;
-      case UnaryOp::Exp:
-        ya = xa.exp();
-        break;
-      case UnaryOp::Log:
-        ya = xa.log();
-        break;
-      case UnaryOp::Tanh:
-        ya = xa.tanh();
-        break;
-      case UnaryOp::Sigmoid:
-        // 1 / (1 + e^-x): exp overflows to inf for very negative x, and 1 / inf is the right 0.
-        ya = (T(1) + (-xa).exp()).inverse();
-        break;
-      case UnaryOp::Relu:
-        // Written so that NaN propagates instead of silently becoming 0.
-        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] < T(0) ? T(0) : xs[i];
-        break;
-      case UnaryOp::Sqrt:
-        ya = xa.sqrt();
-        break;
-      case UnaryOp::Abs:
-        for (int64_t i = 0; i < len; ++i) ys[i] = std::abs(xs[i]);
-        break;
-      case UnaryOp::Square:
-        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] * xs[i];
-        break;
-      case UnaryOp::AddScalar:
-        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] + param;
-        break;
-      case UnaryOp::MulScalar:
-        for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] * param;
-        break;
-      case UnaryOp::PowScalar:
-        if (param == T(2)) {
-          for (int64_t i = 0; i < len; ++i) ys[i] = xs[i] * xs[i];
-        } else {
-          for (int64_t i = 0; i < len; ++i) ys[i] = std::pow(xs[i], param);
-        }
-        break;
-    }
+  visit_unary(op, [&](auto f) {
+    using Op = decltype(f);
+    for_each_chunk(n, [&](int64_t begin, int64_t end) {
+      if constexpr (requires(ConstArrayView<T> xa) { Op::array(xa); }) {
+        ArrayView<T>(y + begin, end - begin) = Op::array(ConstArrayView<T>(x + begin, end - begin));
+      } else {
+        for (int64_t i = begin; i < end; ++i) y[i] = Op::value(x[i], param);
+      }
+    });
   });
 }
 
 template <class T>
 void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) {
-  for_each_chunk(n, [&](int64_t begin, int64_t end) {
-    switch (op) {
-      case UnaryOp::Neg:
-        for (int64_t i = begin; i < end; ++i) gx[i] = -gy[i];
-        break;
-      case UnaryOp::Exp:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * y[i];
-        break;
-      case UnaryOp::Log:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] / x[i];
-        break;
-      case UnaryOp::Tanh:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * (T(1) - y[i] * y[i]);
-        break;
-      case UnaryOp::Sigmoid:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * y[i] * (T(1) - y[i]);
-        break;
-      case UnaryOp::Relu:  // the derivative at 0 is taken as 0, as TensorFlow does
-        for (int64_t i = begin; i < end; ++i) gx[i] = x[i] > T(0) ? gy[i] : T(0);
-        break;
-      case UnaryOp::Sqrt:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * T(0.5) / y[i];
-        break;
-      case UnaryOp::Abs:
-        for (int64_t i = begin; i < end; ++i) {
-          gx[i] = x[i] > T(0) ? gy[i] : (x[i] < T(0) ? -gy[i] : T(0));
-        }
-        break;
-      case UnaryOp::Square:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * T(2) * x[i];
-        break;
-      case UnaryOp::AddScalar:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i];
-        break;
-      case UnaryOp::MulScalar:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * param;
-        break;
-      case UnaryOp::PowScalar:
-        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * param * std::pow(x[i], param - T(1));
-        break;
-    }
+  visit_unary(op, [&](auto f) {
+    using Op = decltype(f);
+    for_each_chunk(n, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) gx[i] = Op::grad(x[i], y[i], gy[i], param);
+    });
   });
 }
 
@@ -201,52 +127,34 @@ void binary_broadcast(Op op, const T* a, const T* b, T* y, const BroadcastLayout
 
 template <class T>
 void binary(BinaryOp op, const T* a, const T* b, T* y, const BroadcastLayout& layout) {
-  switch (op) {
-    case BinaryOp::Add:
-      return binary_broadcast<T>([](T u, T v) { return u + v; }, a, b, y, layout);
-    case BinaryOp::Sub:
-      return binary_broadcast<T>([](T u, T v) { return u - v; }, a, b, y, layout);
-    case BinaryOp::Mul:
-      return binary_broadcast<T>([](T u, T v) { return u * v; }, a, b, y, layout);
-    case BinaryOp::Div:
-      return binary_broadcast<T>([](T u, T v) { return u / v; }, a, b, y, layout);
-    case BinaryOp::Pow:
-      return binary_broadcast<T>([](T u, T v) { return std::pow(u, v); }, a, b, y, layout);
-  }
-}
-
-// The two partial derivatives of a^b, kept apart from the loop so the special cases read plainly.
-// b == 0: a^b is the constant 1, whose derivative in a is 0 even at a == 0 (where b * a^(b-1)
-// would be 0 * inf = NaN). a == 0 with b >= 0: a^b log a -> 0 as a -> 0+, so 0 rather than
-// 0 * -inf = NaN. A negative base has no real logarithm: NaN, as log gives.
-template <class T>
-T pow_base_derivative(T a, T b) {
-  return b == T(0) ? T(0) : b * std::pow(a, b - T(1));
-}
-template <class T>
-T pow_exponent_derivative(T a, T b, T y) {
-  return a == T(0) && b >= T(0) ? T(0) : y * std::log(a);
+  visit_binary(op, [&](auto f) {
+    using Op = decltype(f);
+    binary_broadcast<T>([](T u, T v) { return Op::value(u, v); }, a, b, y, layout);
+  });
 }
 
 template <class T>
-void pow_backward(const T* a, const T* b, const T* y, const T* gy, T* ga, T* gb,
-                  const BroadcastLayout& layout) {
+void binary_backward(BinaryOp op, const T* a, const T* b, const T* y, const T* gy, T* ga, T* gb,
+                     const BroadcastLayout& layout) {
   const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
   const auto collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
   const int last = collapsed.rank - 1;
   const int64_t row_length = collapsed.shape[last];
   const int64_t step_a = collapsed.strides[0][last];
   const int64_t step_b = collapsed.strides[1][last];
-  parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets, int64_t begin, int64_t end) {
-    const T* ar = a + offsets[0];
-    const T* br = b + offsets[1];
-    const int64_t base = row * row_length;
-    for (int64_t j = begin; j < end; ++j) {
-      const T av = ar[j * step_a], bv = br[j * step_b];
-      const int64_t out = base + j;
-      if (ga != nullptr) ga[out] = gy[out] * pow_base_derivative(av, bv);
-      if (gb != nullptr) gb[out] = gy[out] * pow_exponent_derivative(av, bv, y[out]);
-    }
+  visit_binary(op, [&](auto f) {
+    using Op = decltype(f);
+    parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets, int64_t begin, int64_t end) {
+      const T* ar = a + offsets[0];
+      const T* br = b + offsets[1];
+      const int64_t base = row * row_length;
+      for (int64_t j = begin; j < end; ++j) {
+        const T av = ar[j * step_a], bv = br[j * step_b];
+        const int64_t out = base + j;
+        if (ga != nullptr) ga[out] = Op::grad_a(av, bv, y[out], gy[out]);
+        if (gb != nullptr) gb[out] = Op::grad_b(av, bv, y[out], gy[out]);
+      }
+    });
   });
 }
 
@@ -349,7 +257,7 @@ void add_elementwise_kernels(Kernels<T>& table) {
   table.unary = unary<T>;
   table.unary_backward = unary_backward<T>;
   table.binary = binary<T>;
-  table.pow_backward = pow_backward<T>;
+  table.binary_backward = binary_backward<T>;
   table.where = where<T>;
   table.dropout_mask = dropout_mask<T>;
   table.adam_update = adam_update<T>;

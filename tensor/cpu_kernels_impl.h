@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/collapsed_layout.h"
 #include "tensor/kernels.h"
 #include "tensor/parallel.h"
 
@@ -143,46 +144,9 @@ void column_sums(int64_t rows, int64_t width, int num_sums, T* out, Accumulate&&
   }
 }
 
-// A strided index space with its axes simplified: axes of size 1 dropped, and neighbouring axes
-// merged wherever every operand steps through them as through one axis. A same-shape contiguous
-// binary op collapses to rank 1; a bias add [rows, cols] + [cols] to rank 2.
-template <int kOperands>
-struct CollapsedLayout {
-  int rank = 0;
-  int64_t shape[kMaxRank] = {};
-  int64_t strides[kOperands][kMaxRank] = {};
-  int64_t size() const {
-    int64_t n = 1;
-    for (int d = 0; d < rank; ++d) n *= shape[d];
-    return n;
-  }
-};
-
-template <int kOperands>
-CollapsedLayout<kOperands> collapse_layout(int rank, const int64_t* shape,
-                                           const int64_t* const (&strides)[kOperands]) {
-  CollapsedLayout<kOperands> out;
-  for (int d = 0; d < rank; ++d) {
-    if (shape[d] == 1) continue;
-    bool mergeable = out.rank > 0;
-    for (int k = 0; k < kOperands && mergeable; ++k) {
-      mergeable = out.strides[k][out.rank - 1] == strides[k][d] * shape[d];
-    }
-    if (mergeable) {
-      out.shape[out.rank - 1] *= shape[d];
-      for (int k = 0; k < kOperands; ++k) out.strides[k][out.rank - 1] = strides[k][d];
-    } else {
-      out.shape[out.rank] = shape[d];
-      for (int k = 0; k < kOperands; ++k) out.strides[k][out.rank] = strides[k][d];
-      ++out.rank;
-    }
-  }
-  if (out.rank == 0) {  // a single element
-    out.rank = 1;
-    out.shape[0] = 1;
-  }
-  return out;
-}
+// Strided index spaces (tensor/collapsed_layout.h), shared with the CUDA backend.
+using glimpse::detail::CollapsedLayout;
+using glimpse::detail::collapse_layout;
 
 // Visits rows [row_begin, row_end) of the row-major index space formed by the outer axes
 // [0, rank - 1) of `layout`, calling fn(row, offsets) with each operand's element offset. An

@@ -1,51 +1,70 @@
-// Maps a device to its kernel tables. The CUDA tables exist only in builds with the CUDA backend;
-// asking for them elsewhere (or without a GPU) is a clear error, not a crash.
+// Maps a device to its kernel tables. The CPU tables are this layer's own; other backends register
+// theirs at program start (register_backend). Asking for a device whose backend is not linked in,
+// or whose hardware is absent, is a clear error, not a crash.
 #include "tensor/kernels.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "tensor/cpu_kernels.h"
-#ifdef GLIMPSE_WITH_CUDA
-#include "cuda/backend.h"
-#endif
 
 namespace glimpse {
 
 namespace {
-[[noreturn]] void no_cuda(const char* what) {
-#ifdef GLIMPSE_WITH_CUDA
-  throw std::runtime_error(std::string(what) + ": no CUDA device is available on this machine");
-#else
-  throw std::runtime_error(std::string(what) +
-                           ": this build has no CUDA backend (configure with nvcc present or "
-                           "-DGLIMPSE_CUDA=ON)");
-#endif
+
+// One slot per non-CPU device. A function-local static: backends register from static
+// initializers in other translation units, which may run before this file's globals exist.
+Backend& slot(Device device) {
+  static Backend slots[2];  // indexed by Device; slots[CPU] stays empty
+  return slots[static_cast<int>(device)];
 }
+
+// The registered backend when its device is present, else null. Presence is asked once.
+const Backend* usable(Device device) {
+  const Backend& backend = slot(device);
+  if (backend.device_present == nullptr) return nullptr;
+  static const bool present = backend.device_present();  // only CUDA reaches here today
+  return present ? &backend : nullptr;
+}
+
+[[noreturn]] void unavailable(Device device, const char* what) {
+  if (!backend_linked(device))
+    throw std::runtime_error(std::string(what) +
+                             ": this program has no CUDA backend (configure with nvcc present or "
+                             "-DGLIMPSE_CUDA=ON, and link glimpse::glimpse)");
+  throw std::runtime_error(std::string(what) + ": no CUDA device is available on this machine");
+}
+
 }  // namespace
 
-bool cuda_available() {
-#ifdef GLIMPSE_WITH_CUDA
-  static const bool present = cuda::device_present();
-  return present;
-#else
-  return false;
-#endif
+bool register_backend(Device device, const Backend& backend) {
+  if (device == Device::CPU || slot(device).device_api != nullptr) {
+    std::fprintf(stderr, "glimpse: a second backend (%s) registered for one device\n",
+                 backend.name ? backend.name : "?");
+    std::abort();
+  }
+  slot(device) = backend;
+  return true;
 }
+
+bool backend_linked(Device device) {
+  return device == Device::CPU || slot(device).device_api != nullptr;
+}
+
+bool cuda_available() { return usable(Device::CUDA) != nullptr; }
 
 const DeviceApi& device_api(Device device) {
   if (device == Device::CPU) return cpu::device_api();
-#ifdef GLIMPSE_WITH_CUDA
-  if (cuda_available()) return cuda::device_api();
-#endif
-  no_cuda("device_api(cuda)");
+  if (const Backend* backend = usable(device)) return backend->device_api();
+  unavailable(device, "device_api(cuda)");
 }
 
 const Kernels<float>& kernels_f32(Device device) {
   if (device == Device::CPU) return cpu::kernels_f32();
-#ifdef GLIMPSE_WITH_CUDA
-  if (cuda_available()) return cuda::kernels_f32();
-#endif
-  no_cuda("kernels_f32(cuda)");
+  if (const Backend* backend = usable(device)) return backend->kernels_f32();
+  unavailable(device, "kernels_f32(cuda)");
 }
 
 const Kernels<double>& kernels_f64(Device device) {

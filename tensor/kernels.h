@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tensor/elementwise_ops.h"
+
 namespace glimpse {
 
 enum class Device : uint8_t { CPU = 0, CUDA = 1 };
@@ -22,15 +24,7 @@ enum class DType : uint8_t { F32 = 0, I32 = 1, F64 = 2 };
 
 constexpr int kMaxRank = 8;
 
-// Element-wise maps y = f(x; param). `param` is the scalar of the *Scalar ops and of PowScalar.
-enum class UnaryOp : uint8_t {
-  Neg, Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Abs, Square,
-  AddScalar, MulScalar, PowScalar,  // x + p, x * p, x ^ p
-};
-
-// Broadcasting binary ops. Pow is a^b per element as std::pow computes it (NaN for a negative base
-// with a non-integer exponent).
-enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow };
+// UnaryOp and BinaryOp: the element-wise ops, listed with their formulas in elementwise_ops.h.
 
 // Shape of the output and, for each input, its element strides in that shape (0 on broadcast axes).
 struct BroadcastLayout {
@@ -90,12 +84,12 @@ struct Kernels {
   // gx = gy * f'(x); y = f(x) is passed because some derivatives are cheapest from it.
   void (*unary_backward)(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param);
   void (*binary)(BinaryOp op, const T* a, const T* b, T* y, const BroadcastLayout& layout);
-  // Backward of y = a^b (BinaryOp::Pow), in the OUTPUT's shape (the op sums broadcast axes after):
-  // ga = gy * b * a^(b-1), 0 where b == 0; gb = gy * y * log(a), 0 where a == 0 and b >= 0 (the
-  // limit of a^b log a from above; PyTorch's convention), NaN where a < 0. a and b are read
-  // through `layout` as in binary; y, gy, ga and gb are contiguous. ga or gb may be null (skipped).
-  void (*pow_backward)(const T* a, const T* b, const T* y, const T* gy, T* ga, T* gb,
-                       const BroadcastLayout& layout);
+  // Gradients of a binary op in the OUTPUT's shape (the op sums broadcast axes after): ga = gy *
+  // d op/da, gb = gy * d op/db, each op's formulas as elementwise_ops.h lists them (pow's special
+  // cases included). a and b are read through `layout` as in binary; y, gy, ga and gb are
+  // contiguous. ga or gb may be null (skipped).
+  void (*binary_backward)(BinaryOp op, const T* a, const T* b, const T* y, const T* gy, T* ga,
+                          T* gb, const BroadcastLayout& layout);
   // y = cond != 0 ? a : b, all of n elements.
   void (*where)(const T* cond, const T* a, const T* b, T* y, int64_t n);
 
@@ -220,10 +214,28 @@ struct Kernels {
   void (*sgd_update)(T* w, const T* g, T* vel, int64_t n, T lr, T momentum, bool nesterov);
 };
 
-// Tables for each device. The CUDA ones throw a clear error when the build has no CUDA backend.
+// Tables for each device. The CUDA ones throw a clear error when the program has no CUDA backend
+// or the machine no GPU.
 const DeviceApi& device_api(Device device);
 const Kernels<float>& kernels_f32(Device device);
 const Kernels<double>& kernels_f64(Device device);  // CPU only
-bool cuda_available();                              // built with CUDA and a device is present
+bool cuda_available();                              // a CUDA backend is linked in and a GPU is present
+
+// How a backend plugs in. tensor/ knows the CPU backend (it lives here); any other backend
+// registers its tables from a static initializer in its own folder (cuda/table.cpp), so this layer
+// never includes what sits above it. The CMake target glimpse::glimpse links such a backend as a
+// whole archive, so that the linker keeps the registering object although nothing calls it.
+struct Backend {
+  const char* name = nullptr;
+  const DeviceApi& (*device_api)() = nullptr;
+  const Kernels<float>& (*kernels_f32)() = nullptr;
+  // Asked once, on first use: false when the runtime sees no device. Must not throw.
+  bool (*device_present)() = nullptr;
+};
+// Returns true, so that a backend can write `static const bool registered = register_backend(...)`.
+// Registering the same device twice is a programming error and aborts with a message.
+bool register_backend(Device device, const Backend& backend);
+// True when a backend for `device` is linked into this program (a GPU need not be present).
+bool backend_linked(Device device);
 
 }  // namespace glimpse

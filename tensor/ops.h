@@ -24,7 +24,8 @@ Tensor div(const Tensor& a, const Tensor& b);
 Tensor add_scalar(const Tensor& x, double s);
 Tensor mul_scalar(const Tensor& x, double s);
 Tensor pow_scalar(const Tensor& x, double p);
-// base^exponent per element, broadcasting (ONNX Pow); gradients at base 0 as PyTorch (kernels.h).
+// base^exponent per element, broadcasting (ONNX Pow); gradients at base 0 as PyTorch
+// (tensor/elementwise_ops.h).
 Tensor pow(const Tensor& base, const Tensor& exponent);
 Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
@@ -35,6 +36,9 @@ Tensor relu(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor square(const Tensor& x);
+// Any listed unary op by its enumerator (tensor/elementwise_ops.h), e.g. for list-driven tests;
+// `param` is the scalar of the *Scalar ops. The named functions above call this.
+Tensor unary(UnaryOp op, const Tensor& x, double param = 0.0);
 // y = cond != 0 ? a : b (cond is a float mask; all three broadcast to one shape).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // y = mask != 0 ? value : x.

@@ -52,20 +52,9 @@ BroadcastLayout broadcast_layout(const Tensor& a, const Tensor& b, const Shape& 
   return layout;
 }
 
-const char* binary_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::Add: return "add";
-    case BinaryOp::Sub: return "sub";
-    case BinaryOp::Mul: return "mul";
-    case BinaryOp::Div: return "div";
-    case BinaryOp::Pow: return "pow";
-  }
-  return "binary";
-}
-
 // The forward of every broadcasting binary op, without autograd.
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
-  const char* name = binary_name(op);
+  const char* name = op_name(op);
   check_float(name, a, "left operand");
   check_float(name, b, "right operand");
   check_same_dtype_device(name, a, b);
@@ -81,7 +70,8 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor unary_forward(UnaryOp op, const char* name, const Tensor& x, double param) {
+Tensor unary_forward(UnaryOp op, const Tensor& x, double param) {
+  const char* name = op_name(op);
   check_float(name, x, "input");
   Tensor xc = x.contiguous().detach();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -93,12 +83,49 @@ Tensor unary_forward(UnaryOp op, const char* name, const Tensor& x, double param
   return out;
 }
 
+// The backward of a binary op from its listed derivatives (elementwise_ops.h), one kernel for
+// both operands, each gradient then summed over the axes its operand was broadcast along.
+std::vector<Tensor> binary_backward(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y,
+                                    const Tensor& grad_y, bool need_a, bool need_b) {
+  Tensor gy = grad_y.contiguous();
+  const Shape& out_shape = y.shape();
+  Tensor ga = need_a ? Tensor::empty(out_shape, y.dtype(), y.device()) : Tensor();
+  Tensor gb = need_b ? Tensor::empty(out_shape, y.dtype(), y.device()) : Tensor();
+  if (y.numel() > 0) {
+    const BroadcastLayout layout = broadcast_layout(a, b, out_shape);
+    dispatch_float(op_name(op), y.dtype(), [&](auto t) {
+      using T = decltype(t);
+      kernels_for<T>(y.device())
+          .binary_backward(op, a.data<T>(), b.data<T>(), y.data<T>(), gy.data<T>(),
+                           need_a ? ga.data<T>() : nullptr, need_b ? gb.data<T>() : nullptr, layout);
+    });
+  }
+  return {need_a ? sum_to_shape(ga, a.shape()) : Tensor(),
+          need_b ? sum_to_shape(gb, b.shape()) : Tensor()};
+}
+
+// A binary op whose gradients need the operands (mul, div, pow): binary_backward's kernel.
+Tensor binary_with_grad(BinaryOp op, const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(op, a, b);
+  if (any_requires_grad({a, b})) {
+    Tensor sa = a.detach(), sb = b.detach(), sy = out.detach();
+    bool need_a = a.requires_grad(), need_b = b.requires_grad();
+    record_node(op_name(op), {a, b}, out, [=](const std::vector<Tensor>& g) {
+      return binary_backward(op, sa, sb, sy, g[0], need_a, need_b);
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
 // Unary op with the generic backward gx = gy * f'(x).
-Tensor unary(UnaryOp op, const char* name, const Tensor& x, double param = 0.0) {
-  Tensor out = unary_forward(op, name, x, param);
+Tensor unary(UnaryOp op, const Tensor& x, double param) {
+  Tensor out = unary_forward(op, x, param);
   if (any_requires_grad({x})) {
     Tensor saved_x = x.contiguous().detach();
     Tensor saved_y = out.detach();
+    const char* name = op_name(op);
     record_node(name, {x}, out, [=](const std::vector<Tensor>& g) {
       Tensor gy = g[0].contiguous();
       Tensor gx = Tensor::empty(saved_x.shape(), saved_x.dtype(), saved_x.device());
@@ -113,8 +140,6 @@ Tensor unary(UnaryOp op, const char* name, const Tensor& x, double param = 0.0) 
   }
   return out;
 }
-
-}  // namespace
 
 Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
@@ -173,66 +198,17 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Mul, a, b);
-  if (any_requires_grad({a, b})) {
-    Tensor sa = a.detach(), sb = b.detach();
-    bool need_a = a.requires_grad(), need_b = b.requires_grad();
-    record_node("mul", {a, b}, out, [=](const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{need_a ? sum_to_shape(mul(g[0], sb), sa.shape()) : Tensor(),
-                                 need_b ? sum_to_shape(mul(g[0], sa), sb.shape()) : Tensor()};
-    });
-  }
-  return out;
-}
-
-Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Div, a, b);
-  if (any_requires_grad({a, b})) {
-    Tensor sb = b.detach(), sy = out.detach();
-    Shape sa = a.shape();
-    bool need_a = a.requires_grad(), need_b = b.requires_grad();
-    record_node("div", {a, b}, out, [=](const std::vector<Tensor>& g) {
-      Tensor ga = need_a ? sum_to_shape(div(g[0], sb), sa) : Tensor();
-      // d(a/b)/db = -(a/b)/b = -y/b
-      Tensor gb = need_b ? sum_to_shape(neg(div(mul(g[0], sy), sb)), sb.shape()) : Tensor();
-      return std::vector<Tensor>{ga, gb};
-    });
-  }
-  return out;
-}
-
-// The backward is one kernel (pow_backward) rather than composed ops: its special cases (b == 0,
-// a == 0) need comparisons that the op set does not have, and one pass reads a and b once.
+// Add's and sub's gradients are gy and -gy whatever the operands: no kernel needed. Mul, div and
+// pow take their derivatives from elementwise_ops.h through one binary_backward kernel (pow's
+// special cases at a == 0 and b == 0 need comparisons that composed ops would not have).
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_with_grad(BinaryOp::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_with_grad(BinaryOp::Div, a, b); }
 Tensor pow(const Tensor& base, const Tensor& exponent) {
-  Tensor out = binary_forward(BinaryOp::Pow, base, exponent);
-  if (any_requires_grad({base, exponent})) {
-    Tensor sa = base.detach(), sb = exponent.detach(), sy = out.detach();
-    bool need_a = base.requires_grad(), need_b = exponent.requires_grad();
-    record_node("pow", {base, exponent}, out, [=](const std::vector<Tensor>& g) {
-      Tensor gy = g[0].contiguous();
-      const Shape& out_shape = sy.shape();
-      Tensor ga = need_a ? Tensor::empty(out_shape, sy.dtype(), sy.device()) : Tensor();
-      Tensor gb = need_b ? Tensor::empty(out_shape, sy.dtype(), sy.device()) : Tensor();
-      if (sy.numel() > 0) {
-        const BroadcastLayout layout = broadcast_layout(sa, sb, out_shape);
-        dispatch_float("pow", sy.dtype(), [&](auto t) {
-          using T = decltype(t);
-          kernels_for<T>(sy.device())
-              .pow_backward(sa.data<T>(), sb.data<T>(), sy.data<T>(), gy.data<T>(),
-                            need_a ? ga.data<T>() : nullptr, need_b ? gb.data<T>() : nullptr,
-                            layout);
-        });
-      }
-      return std::vector<Tensor>{need_a ? sum_to_shape(ga, sa.shape()) : Tensor(),
-                                 need_b ? sum_to_shape(gb, sb.shape()) : Tensor()};
-    });
-  }
-  return out;
+  return binary_with_grad(BinaryOp::Pow, base, exponent);
 }
 
 Tensor add_scalar(const Tensor& x, double s) {
-  Tensor out = unary_forward(UnaryOp::AddScalar, "add_scalar", x, s);
+  Tensor out = unary_forward(UnaryOp::AddScalar, x, s);
   if (any_requires_grad({x}))
     record_node("add_scalar", {x}, out,
                 [](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; });
@@ -240,7 +216,7 @@ Tensor add_scalar(const Tensor& x, double s) {
 }
 
 Tensor mul_scalar(const Tensor& x, double s) {
-  Tensor out = unary_forward(UnaryOp::MulScalar, "mul_scalar", x, s);
+  Tensor out = unary_forward(UnaryOp::MulScalar, x, s);
   if (any_requires_grad({x}))
     record_node("mul_scalar", {x}, out, [s](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{mul_scalar(g[0], s)};
@@ -248,16 +224,16 @@ Tensor mul_scalar(const Tensor& x, double s) {
   return out;
 }
 
-Tensor pow_scalar(const Tensor& x, double p) { return unary(UnaryOp::PowScalar, "pow", x, p); }
-Tensor neg(const Tensor& x) { return unary(UnaryOp::Neg, "neg", x); }
-Tensor exp(const Tensor& x) { return unary(UnaryOp::Exp, "exp", x); }
-Tensor log(const Tensor& x) { return unary(UnaryOp::Log, "log", x); }
-Tensor tanh(const Tensor& x) { return unary(UnaryOp::Tanh, "tanh", x); }
-Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::Sigmoid, "sigmoid", x); }
-Tensor relu(const Tensor& x) { return unary(UnaryOp::Relu, "relu", x); }
-Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, "sqrt", x); }
-Tensor abs(const Tensor& x) { return unary(UnaryOp::Abs, "abs", x); }
-Tensor square(const Tensor& x) { return unary(UnaryOp::Square, "square", x); }
+Tensor pow_scalar(const Tensor& x, double p) { return unary(UnaryOp::PowScalar, x, p); }
+Tensor neg(const Tensor& x) { return unary(UnaryOp::Neg, x); }
+Tensor exp(const Tensor& x) { return unary(UnaryOp::Exp, x); }
+Tensor log(const Tensor& x) { return unary(UnaryOp::Log, x); }
+Tensor tanh(const Tensor& x) { return unary(UnaryOp::Tanh, x); }
+Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::Sigmoid, x); }
+Tensor relu(const Tensor& x) { return unary(UnaryOp::Relu, x); }
+Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, x); }
+Tensor abs(const Tensor& x) { return unary(UnaryOp::Abs, x); }
+Tensor square(const Tensor& x) { return unary(UnaryOp::Square, x); }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_float("where", cond, "condition");

@@ -7,11 +7,14 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include "models/captioner.h"
 #include "nn/losses.h"
 #include "nn/optim.h"
 #include "tensor/autograd.h"
+#include "tensor/kernels.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 
@@ -76,6 +79,27 @@ Tensor rnd(const Shape& s, Generator& g, double lo = -1, double hi = 1) {
 }
 
 }  // namespace
+
+// cuda/ registers itself with tensor/'s kernel table from a static initializer; a build with
+// the CUDA backend whose link dropped that object would silently run without it.
+TEST_CASE("the CUDA backend is linked in exactly when the build has it") {
+#ifdef GLIMPSE_WITH_CUDA
+  CHECK(backend_linked(Device::CUDA));
+  const std::string expected = cuda_available() ? "" : "no CUDA device is available";
+#else
+  CHECK_FALSE(backend_linked(Device::CUDA));
+  const std::string expected = "this program has no CUDA backend";
+#endif
+  CHECK(backend_linked(Device::CPU));
+  if (!expected.empty()) {
+    try {
+      kernels_f32(Device::CUDA);
+      FAIL("kernels_f32(CUDA) did not throw");
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()).find(expected) != std::string::npos);
+    }
+  }
+}
 
 TEST_CASE("every op on the GPU matches the CPU, forward and backward") {
   if (skip_without_cuda()) return;

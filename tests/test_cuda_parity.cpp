@@ -253,7 +253,7 @@ TEST_CASE("cuda table: every kernel and DeviceApi entry is filled") {
                                  (void*)k.unary,
                                  (void*)k.unary_backward,
                                  (void*)k.binary,
-                                 (void*)k.pow_backward,
+                                 (void*)k.binary_backward,
                                  (void*)k.where,
                                  (void*)k.reduce_sum,
                                  (void*)k.reduce_prod,
@@ -476,27 +476,21 @@ TEST_CASE("cuda parity: unary maps and their derivatives") {
   SKIP_WITHOUT_GPU();
   struct UnaryCase {
     UnaryOp op;
-    const char* name;
+    std::string name;
     double lo, hi;
     float param;
   };
-  const UnaryCase cases[] = {
-      {UnaryOp::Neg, "neg", -3, 3, 0},
-      {UnaryOp::Exp, "exp", -5, 5, 0},
-      {UnaryOp::Log, "log", 0.05, 5, 0},
-      {UnaryOp::Tanh, "tanh", -4, 4, 0},
-      {UnaryOp::Sigmoid, "sigmoid", -8, 8, 0},
-      {UnaryOp::Relu, "relu", -2, 2, 0},
-      {UnaryOp::Sqrt, "sqrt", 0.01, 9, 0},
-      {UnaryOp::Abs, "abs", -3, 3, 0},
-      {UnaryOp::Square, "square", -3, 3, 0},
-      {UnaryOp::AddScalar, "add_scalar", -3, 3, 1.25f},
-      {UnaryOp::MulScalar, "mul_scalar", -3, 3, -0.7f},
-      {UnaryOp::PowScalar, "pow 2", -3, 3, 2.0f},
-      {UnaryOp::PowScalar, "pow 1.7", 0.05, 4, 1.7f},
-      {UnaryOp::PowScalar, "pow -0.5", 0.05, 4, -0.5f},
-      {UnaryOp::PowScalar, "pow 3", -2, 2, 3.0f},
-  };
+  // Every op of the list on its test range (tensor/elementwise_ops.h), plus pow's special exponents.
+  std::vector<UnaryCase> cases;
+  for (UnaryOp op : kAllUnaryOps) {
+    visit_unary(op, [&](auto f) {
+      using Op = decltype(f);
+      cases.push_back({op, Op::name, Op::test_lo, Op::test_hi, float(Op::test_param)});
+    });
+  }
+  cases.push_back({UnaryOp::PowScalar, "pow 2", -3, 3, 2.0f});
+  cases.push_back({UnaryOp::PowScalar, "pow -0.5", 0.05, 4, -0.5f});
+  cases.push_back({UnaryOp::PowScalar, "pow 3", -2, 2, 3.0f});
   Random rnd(2);
   for (const UnaryCase& c : cases) {
     for (int64_t n : {1, 33, 5000, 100003}) {
@@ -508,10 +502,10 @@ TEST_CASE("cuda parity: unary maps and their derivatives") {
       ref().unary_backward(c.op, x.data(), y.data(), gy.data(), gx.data(), n, c.param);
       DeviceVector<float> dx(x), dy(unwritten(n)), dgy(gy), dgx(unwritten(n));
       gpu().unary(c.op, dx.get(), dy.get(), n, c.param);
-      check_close(std::string(c.name) + " forward", dy.to_host(), y);
+      check_close(c.name + " forward", dy.to_host(), y);
       DeviceVector<float> dy_ref(y);  // the backward from the same y on both sides
       gpu().unary_backward(c.op, dx.get(), dy_ref.get(), dgy.get(), dgx.get(), n, c.param);
-      check_close(std::string(c.name) + " backward", dgx.to_host(), gx);
+      check_close(c.name + " backward", dgx.to_host(), gx);
     }
   }
 }
@@ -519,9 +513,6 @@ TEST_CASE("cuda parity: unary maps and their derivatives") {
 TEST_CASE("cuda parity: broadcasting binary ops and where") {
   SKIP_WITHOUT_GPU();
   Random rnd(3);
-  const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
-                          BinaryOp::Pow};
-  const char* names[] = {"add", "sub", "mul", "div", "pow"};
   for (int trial = 0; trial < 40; ++trial) {
     BroadcastLayout layout;
     layout.rank = static_cast<int>(rnd.integer(0, 5));
@@ -567,12 +558,12 @@ TEST_CASE("cuda parity: broadcasting binary ops and where") {
     auto b = rnd.uniform(sizes[1], 0.5, 2);
     for (size_t i = 0; i < b.size(); i += 2) b[i] = -b[i];  // away from 0 for div
     DeviceVector<float> da(a), db(b);
-    for (int k = 0; k < 5; ++k) {
+    for (BinaryOp op : kAllBinaryOps) {
       std::vector<float> y(total);
-      ref().binary(ops[k], a.data(), b.data(), y.data(), layout);
+      ref().binary(op, a.data(), b.data(), y.data(), layout);
       DeviceVector<float> dy(unwritten(total));
-      gpu().binary(ops[k], da.get(), db.get(), dy.get(), layout);
-      check_close(names[k], dy.to_host(), y);
+      gpu().binary(op, da.get(), db.get(), dy.get(), layout);
+      check_close(op_name(op), dy.to_host(), y);
     }
   }
 
@@ -589,7 +580,7 @@ TEST_CASE("cuda parity: broadcasting binary ops and where") {
   }
 }
 
-TEST_CASE("cuda parity: pow_backward with broadcasting, zero and negative bases") {
+TEST_CASE("cuda parity: binary_backward with broadcasting (pow: zero and negative bases)") {
   SKIP_WITHOUT_GPU();
   Random rnd(13);
   for (int trial = 0; trial < 30; ++trial) {
@@ -618,17 +609,28 @@ TEST_CASE("cuda parity: pow_backward with broadcasting, zero and negative bases"
     for (size_t i = 3; i < a.size(); i += 11) a[i] = -a[i];
     auto b = rnd.uniform(sizes[1], -2, 2);
     for (size_t i = 0; i < b.size(); i += 5) b[i] = static_cast<float>(rnd.integer(-2, 3));
-    std::vector<float> y(total), ga(total), gb(total);
-    ref().binary(BinaryOp::Pow, a.data(), b.data(), y.data(), layout);
     const auto gy = rnd.uniform(total);
-    ref().pow_backward(a.data(), b.data(), y.data(), gy.data(), ga.data(), gb.data(), layout);
-    DeviceVector<float> da(a), db(b), dy(y), dgy(gy), dga(unwritten(total)), dgb(unwritten(total));
-    gpu().pow_backward(da.get(), db.get(), dy.get(), dgy.get(), dga.get(), dgb.get(), layout);
-    check_close("pow_backward base", dga.to_host(), ga);
-    check_close("pow_backward exponent", dgb.to_host(), gb);
-    DeviceVector<float> dgb_only(unwritten(total));
-    gpu().pow_backward(da.get(), db.get(), dy.get(), dgy.get(), nullptr, dgb_only.get(), layout);
-    check_close("pow_backward exponent alone", dgb_only.to_host(), gb);
+    for (BinaryOp op : kAllBinaryOps) {
+      // Divisors away from 0 for div; pow gets the zeros and negatives above.
+      std::vector<float> bo = b;
+      if (op == BinaryOp::Div)
+        for (float& v : bo) v = v < 0 ? v - 0.5f : v + 0.5f;
+      const std::string name = op_name(op);
+      std::vector<float> y(total), ga(total), gb(total);
+      ref().binary(op, a.data(), bo.data(), y.data(), layout);
+      ref().binary_backward(op, a.data(), bo.data(), y.data(), gy.data(), ga.data(), gb.data(),
+                            layout);
+      DeviceVector<float> da(a), db(bo), dy(y), dgy(gy), dga(unwritten(total)),
+          dgb(unwritten(total));
+      gpu().binary_backward(op, da.get(), db.get(), dy.get(), dgy.get(), dga.get(), dgb.get(),
+                            layout);
+      check_close(name + " backward, left", dga.to_host(), ga);
+      check_close(name + " backward, right", dgb.to_host(), gb);
+      DeviceVector<float> dgb_only(unwritten(total));
+      gpu().binary_backward(op, da.get(), db.get(), dy.get(), dgy.get(), nullptr, dgb_only.get(),
+                            layout);
+      check_close(name + " backward, right alone", dgb_only.to_host(), gb);
+    }
   }
 }
 
@@ -1446,7 +1448,7 @@ TEST_CASE("cuda kernels with zero-size inputs launch nothing and fail nothing") 
   k.reduce_prod(p, p, 0, 4, 4);
   k.reduce_prod_backward(p, p, p, 0, 4, 4);
   k.reduce_prod_backward(p, p, p, 4, 4, 0);
-  k.pow_backward(p, p, p, p, p, p, empty_layout);
+  k.binary_backward(BinaryOp::Pow, p, p, p, p, p, p, empty_layout);
   k.reduce_max(p, p, q, 0, 4, 1);
   k.reduce_max_backward(p, q, p, 0, 4, 1);
   k.gemm(false, false, 0, 4, 4, 1.0f, p, 4, p, 4, 0.0f, p, 4);

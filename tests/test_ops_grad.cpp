@@ -93,6 +93,24 @@ TEST_CASE("unary and scalar ops") {
   check_gradients([](auto& in) { return mul_scalar(in[0], -1.7); }, {x});
 }
 
+TEST_CASE("every listed unary op through unary(): finite differences on its test range") {
+  // tensor/elementwise_ops.h gives each op a range and whether it has a kink at 0; a new op gets
+  // its gradient checked here without another line in this file.
+  const Shape s{rdim(), rdim()};
+  for (UnaryOp op : kAllUnaryOps) {
+    visit_unary(op, [&](auto f) {
+      using Op = decltype(f);
+      INFO(Op::name);
+      Tensor x = random_tensor(s, rng, Op::test_lo, Op::test_hi);
+      if (Op::kink_at_zero) {  // magnitudes in [0.1, 1] with random signs
+        Tensor magnitude = random_tensor(s, rng, 0.1, 1.0);
+        x = where(relu(random_tensor(s, rng)), magnitude, neg(magnitude));
+      }
+      check_gradients([op](auto& in) { return unary(op, in[0], Op::test_param); }, {x});
+    });
+  }
+}
+
 TEST_CASE("where and masked_fill") {
   Tensor cond = Tensor::from_vector(std::vector<double>{1, 0, 0, 1, 1, 0}, {2, 3});
   Tensor a = random_tensor({2, 3}, rng), b = random_tensor({3}, rng);

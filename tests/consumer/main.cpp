@@ -31,6 +31,15 @@ int main(int argc, char** argv) {
     std::cerr << "the checkpoint did not round-trip\n";
     return 1;
   }
-  std::cout << "consumer: gradient, layer and checkpoint OK\n";
+  // The CUDA backend registers itself from a static initializer; glimpse::glimpse must have
+  // linked it whole, or this program would silently have no GPU support.
+  if (backend_linked(Device::CUDA) != bool(CONSUMER_EXPECTS_CUDA)) {
+    std::cerr << "the CUDA backend is " << (backend_linked(Device::CUDA) ? "" : "not ")
+              << "linked in, but the installed glimpse was built "
+              << (CONSUMER_EXPECTS_CUDA ? "with" : "without") << " it\n";
+    return 1;
+  }
+  std::cout << "consumer: gradient, layer and checkpoint OK; CUDA backend "
+            << (CONSUMER_EXPECTS_CUDA ? "linked" : "not built") << "\n";
   return 0;
 }
