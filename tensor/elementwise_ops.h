@@ -39,7 +39,8 @@ namespace glimpse {
   X(Square, SquareOp)        \
   X(AddScalar, AddScalarOp)  \
   X(MulScalar, MulScalarOp)  \
-  X(PowScalar, PowScalarOp)
+  X(PowScalar, PowScalarOp)  \
+  X(Gelu, GeluOp)
 
 #define GLIMPSE_BINARY_OPS(X) \
   X(Add, AddOp)               \
@@ -66,8 +67,10 @@ GLIMPSE_HOST_DEVICE inline float tanh(float x) { return ::tanhf(x); }
 GLIMPSE_HOST_DEVICE inline float sqrt(float x) { return ::sqrtf(x); }
 GLIMPSE_HOST_DEVICE inline float abs(float x) { return ::fabsf(x); }
 GLIMPSE_HOST_DEVICE inline float pow(float x, float p) { return ::powf(x, p); }
+GLIMPSE_HOST_DEVICE inline float erf(float x) { return ::erff(x); }
 #else
 using std::abs;
+using std::erf;
 using std::exp;
 using std::log;
 using std::pow;
@@ -188,6 +191,22 @@ struct PowScalarOp {
   }
   template <class T> GLIMPSE_HOST_DEVICE static T grad(T x, T, T gy, T p) {
     return gy * p * math::pow(x, p - T(1));
+  }
+};
+
+// GELU as Keras (approximate=False) and PyTorch compute it by default: x * Phi(x), with Phi the
+// standard normal CDF 0.5 (1 + erf(x / sqrt 2)); the derivative is Phi(x) + x phi(x).
+struct GeluOp {
+  static constexpr const char* name = "gelu";
+  static constexpr double test_lo = -4, test_hi = 4, test_param = 0;
+  static constexpr bool kink_at_zero = false;
+  template <class T> GLIMPSE_HOST_DEVICE static T value(T x, T) {
+    return T(0.5) * x * (T(1) + math::erf(x * T(0.70710678118654752)));
+  }
+  template <class T> GLIMPSE_HOST_DEVICE static T grad(T x, T, T gy, T) {
+    const T cdf = T(0.5) * (T(1) + math::erf(x * T(0.70710678118654752)));
+    const T pdf = T(0.39894228040143268) * math::exp(T(-0.5) * x * x);
+    return gy * (cdf + x * pdf);
   }
 };
 

@@ -36,6 +36,8 @@ Tensor relu(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor square(const Tensor& x);
+// x * Phi(x) with the exact normal CDF (Keras's gelu(approximate=False), PyTorch's default).
+Tensor gelu(const Tensor& x);
 // Any listed unary op by its enumerator (tensor/elementwise_ops.h), e.g. for list-driven tests;
 // `param` is the scalar of the *Scalar ops. The named functions above call this.
 Tensor unary(UnaryOp op, const Tensor& x, double param = 0.0);

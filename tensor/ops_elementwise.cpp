@@ -234,6 +234,7 @@ Tensor relu(const Tensor& x) { return unary(UnaryOp::Relu, x); }
 Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, x); }
 Tensor abs(const Tensor& x) { return unary(UnaryOp::Abs, x); }
 Tensor square(const Tensor& x) { return unary(UnaryOp::Square, x); }
+Tensor gelu(const Tensor& x) { return unary(UnaryOp::Gelu, x); }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_float("where", cond, "condition");

@@ -39,6 +39,7 @@ double reference_unary(UnaryOp op, double x, double p) {
     case UnaryOp::AddScalar: return x + p;
     case UnaryOp::MulScalar: return x * p;
     case UnaryOp::PowScalar: return std::pow(x, p);
+    case UnaryOp::Gelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
     default: FAIL("no reference formula for unary op " << op_name(op));
   }
   return 0;
