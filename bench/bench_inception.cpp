@@ -16,7 +16,7 @@
 // peak is the build's float32 GEMM (OpenBLAS when the build found it, otherwise Eigen; the one
 // glimpse's matmul uses) on a 1024^3 (2048^3 with --peak-2048) product at the same thread count,
 // best of 10 runs. The frozen network's convolutions use a GEMM of their own
-// (tensor/cpu_packed_gemm.h), so "of peak" may pass 100%.
+// (tensor/cpu/packed_gemm.h), so "of peak" may pass 100%.
 // Times are medians; "CPU ms" is the process CPU time (every thread, spin-waits included), which at
 // 1 thread stays meaningful on a loaded machine. "faults" is the median count of minor page faults
 // per forward (getrusage), which shows whether activations are recycled or mapped afresh.

@@ -76,7 +76,7 @@ bool same_bytes(const Tensor& a, const Tensor& b) {
 
 struct ConvBN::Folded {
   // The conv's kernel scaled per output channel, and the matching bias. On the CPU the kernel is
-  // kept only in packed form (tensor/cpu_packed_gemm.h), which the forward then uses.
+  // kept only in packed form (tensor/cpu/packed_gemm.h), which the forward then uses.
   Tensor kernel, bias;
   PackedConvKernel packed;
   DType dtype;

@@ -95,7 +95,7 @@ class InceptionResNetV2 : public nn::Module {
   // Each residual block's up conv gets its block's scale folded in, and its epilogue adds the
   // block's input and applies the block's ReLU (no separate scale, add and ReLU passes). On the
   // CPU the folded kernel is kept packed for glimpse's own GEMM (pack_conv_kernel), which reads a
-  // windowed conv's input in place (tensor/cpu_packed_gemm.h).
+  // windowed conv's input in place (tensor/cpu/packed_gemm.h).
   //
   // The snapshot is of the weights at the time of the call: call it after the weights are loaded,
   // and again after changing them in place. As a safety net a unit falls back to the unfolded path,

@@ -23,7 +23,7 @@ struct CollapsedLayout {
   }
 
   // Element offset of flat index i within `operand` (divisions per axis: the GPU's way; the CPU
-  // walks rows with an odometer instead, cpu_kernels_impl.h walk_rows).
+  // walks rows with an odometer instead, cpu/kernels_impl.h walk_rows).
   GLIMPSE_HOST_DEVICE int64_t offset(int operand, int64_t i) const {
     int64_t offset = 0;
     for (int d = rank - 1; d >= 0; --d) {

@@ -1,5 +1,5 @@
 // Every element-wise op, defined once: its name, its value, its derivative and the inputs on which
-// the tests may check it. The CPU kernels (tensor/cpu_kernels_elementwise.cpp), the CUDA kernels
+// the tests may check it. The CPU kernels (tensor/cpu/elementwise.cpp), the CUDA kernels
 // (cuda/elementwise.cu) and the tests (parity, finite differences) all iterate these lists, so the
 // formulas cannot drift apart between devices.
 //

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "tensor/cpu_kernels.h"
+#include "tensor/cpu/backend.h"
 
 namespace glimpse {
 

@@ -1,6 +1,6 @@
 // The kernel interface: the one contract between the ops layer (tensor/ops_*.cpp) and a backend.
 //
-// Every backend (CPU in tensor/cpu_kernels.cpp, CUDA in cuda/) fills the same tables of plain
+// Every backend (CPU in tensor/cpu/table.cpp, CUDA in cuda/) fills the same tables of plain
 // function pointers. Kernels see raw pointers to contiguous row-major memory on their own device,
 // plus sizes; they never allocate tensors, never check shapes (the ops layer did that) and never
 // record autograd nodes. That keeps each kernel testable and benchmarkable alone, and lets the test

@@ -146,7 +146,7 @@ Tensor conv2d_bias_activation(const Tensor& x, const Tensor& kernel, const Tenso
 Tensor conv2d_bias_activation(const Tensor& x, const Tensor& kernel, const Tensor& bias,
                               int stride_h, int stride_w, const Padding2d& padding, bool relu,
                               const Tensor& residual = Tensor());
-// A convolution kernel copied once into the CPU's packed GEMM layout (tensor/cpu_packed_gemm.h),
+// A convolution kernel copied once into the CPU's packed GEMM layout (tensor/cpu/packed_gemm.h),
 // for a frozen network run many times: the product then skips the per-call copy of the kernel
 // that a general GEMM makes, and the bias, residual and ReLU are applied before each tile of the
 // output is stored. A snapshot: pack again after changing the kernel. CPU only.

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "tensor/cpu_packed_gemm.h"
+#include "tensor/cpu/packed_gemm.h"
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
 #include "tensor/parallel.h"

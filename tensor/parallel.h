@@ -17,7 +17,7 @@
 //     there is one pool, not two fighting over the cores.
 //
 // Results never depend on which thread ran a task: kernels cut work into blocks fixed by the sizes
-// alone (tensor/cpu_kernels_impl.h), so any thread count gives the same bits.
+// alone (tensor/cpu/kernels_impl.h), so any thread count gives the same bits.
 #pragma once
 #include <cstdint>
 #include <type_traits>

@@ -1,4 +1,4 @@
-// The size classes of the caching allocators (CPU: tensor/cpu_allocator.cpp, CUDA:
+// The size classes of the caching allocators (CPU: tensor/cpu/allocator.cpp, CUDA:
 // cuda/allocator.cpp). A freed block is cached under its class and handed out again for any
 // request of the same class, so classes must be few enough to be reused and fine enough not to
 // waste much: multiples of `small_step` up to `large_threshold`, then 8 classes per power of two

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "tensor/autograd.h"
-#include "tensor/cpu_allocator.h"
+#include "tensor/cpu/allocator.h"
 #include "tensor/op_helpers.h"
 
 namespace glimpse {
@@ -52,7 +52,7 @@ Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
-// CPU blocks go through the caching allocator (tensor/cpu_allocator.h); CUDA's device_api has its
+// CPU blocks go through the caching allocator (tensor/cpu/allocator.h); CUDA's device_api has its
 // own cache behind alloc/free.
 Storage::Storage(size_t n_bytes, Device dev) : bytes(n_bytes), device(dev) {
   // Allocate at least one byte so that empty tensors still have a valid, unique pointer.

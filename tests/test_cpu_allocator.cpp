@@ -1,4 +1,4 @@
-// The CPU caching allocator behind Storage (tensor/cpu_allocator.h): reuse by bucket, statistics,
+// The CPU caching allocator behind Storage (tensor/cpu/allocator.h): reuse by bucket, statistics,
 // release, concurrent use from several threads, and the size classes it shares with the CUDA
 // allocator.
 #include <doctest/doctest.h>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "tensor/cpu_allocator.h"
+#include "tensor/cpu/allocator.h"
 #include "tensor/size_classes.h"
 #include "tensor/tensor.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/cpu_kernels.h"
+#include "tensor/cpu/backend.h"
 
 namespace glimpse::test {
 

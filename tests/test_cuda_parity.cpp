@@ -28,7 +28,7 @@ TEST_CASE("cuda parity") { MESSAGE("skipped: no CUDA device (this build has no C
 
 #include "cuda/backend.h"
 #include "cuda/check.h"
-#include "tensor/cpu_kernels.h"
+#include "tensor/cpu/backend.h"
 
 using namespace glimpse;
 

@@ -1,4 +1,4 @@
-// The packed-B GEMM (tensor/cpu_packed_gemm.h) against a product written out as loops in double,
+// The packed-B GEMM (tensor/cpu/packed_gemm.h) against a product written out as loops in double,
 // with every epilogue combination, partial row tiles and column panels, several passes over k,
 // and leading dimensions wider than the matrices; then conv2d_bias_activation with a packed kernel
 // against the composed ops.
@@ -11,7 +11,7 @@
 
 #include "support/gradcheck.h"
 #include "tensor/autograd.h"
-#include "tensor/cpu_packed_gemm.h"
+#include "tensor/cpu/packed_gemm.h"
 #include "tensor/ops.h"
 #include "tensor/parallel.h"
 

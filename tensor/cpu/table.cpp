@@ -1,13 +1,14 @@
 // The CPU backend's memory functions and the assembly of its kernel tables. The kernels themselves
-// live in cpu_kernels_elementwise.cpp, _reduce.cpp, _gemm.cpp, _conv.cpp and _nn.cpp.
-#include "tensor/cpu_kernels.h"
+// live beside this file: elementwise.cpp, reduce.cpp, gemm.cpp, conv_pool.cpp and nn.cpp, as the
+// CUDA backend's do in cuda/.
+#include "tensor/cpu/backend.h"
 
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
-#include "tensor/cpu_kernels_impl.h"
+#include "tensor/cpu/kernels_impl.h"
 
 namespace glimpse::cpu {
 namespace {

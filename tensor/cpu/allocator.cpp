@@ -1,5 +1,5 @@
-// The CPU caching allocator (see cpu_allocator.h for why and what).
-#include "tensor/cpu_allocator.h"
+// The CPU caching allocator (see cpu/allocator.h for why and what).
+#include "tensor/cpu/allocator.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tensor/cpu_kernels.h"
+#include "tensor/cpu/backend.h"
 #include "tensor/size_classes.h"
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "tensor/counter_rng.h"
-#include "tensor/cpu_kernels_impl.h"
+#include "tensor/cpu/kernels_impl.h"
 
 namespace glimpse::cpu::detail {
 namespace {

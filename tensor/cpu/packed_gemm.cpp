@@ -1,6 +1,6 @@
-// The packed-B GEMM of tensor/cpu_packed_gemm.h: layout, register tile, blocking, and where the
+// The packed-B GEMM of tensor/cpu/packed_gemm.h: layout, register tile, blocking, and where the
 // rows of A come from (a matrix, or a convolution's input read in place).
-#include "tensor/cpu_packed_gemm.h"
+#include "tensor/cpu/packed_gemm.h"
 
 #include <algorithm>
 #include <cstring>

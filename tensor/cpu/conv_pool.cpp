@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "tensor/cpu_kernels_impl.h"
+#include "tensor/cpu/kernels_impl.h"
 
 namespace glimpse::cpu::detail {
 namespace {

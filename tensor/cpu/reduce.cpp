@@ -1,6 +1,6 @@
 // CPU reduction kernels: sums, products (and their backward) and maxima over the middle axis of
 // [outer, R, inner], softmax and log-softmax, fused cross-entropy, and row-wise argmax / top-k.
-// Sums follow the fixed blocking of cpu_kernels_impl.h, so results do not depend on thread count.
+// Sums follow the fixed blocking of cpu/kernels_impl.h, so results do not depend on thread count.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <numeric>
 #include <vector>
 
-#include "tensor/cpu_kernels_impl.h"
+#include "tensor/cpu/kernels_impl.h"
 
 namespace glimpse::cpu::detail {
 namespace {

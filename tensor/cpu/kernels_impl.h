@@ -1,4 +1,4 @@
-// Private to the CPU backend (tensor/cpu_kernels*.cpp): how loops are split over the thread pool
+// Private to the CPU backend (tensor/cpu/*.cpp): how loops are split over the thread pool
 // (tensor/parallel.h),
 // the deterministic summation helpers, and the functions through which each kernel file fills its
 // part of the kernel table.
@@ -204,18 +204,18 @@ void parallel_walk_rows(const CollapsedLayout<kOperands>& layout, Fn&& fn) {
   });
 }
 
-// Each kernel file fills the entries it implements; cpu_kernels.cpp assembles the tables.
-// cpu_kernels_elementwise.cpp: fill, casts, axpy, copy_2d, unary(+backward), binary,
+// Each kernel file fills the entries it implements; cpu/table.cpp assembles the tables.
+// cpu/elementwise.cpp: fill, casts, axpy, copy_2d, unary(+backward), binary,
 //                              pow_backward, where, dropout_mask, adam_update, sgd_update
 template <class T> void add_elementwise_kernels(Kernels<T>& table);
-// cpu_kernels_reduce.cpp: reduce_sum, reduce_prod(+backward), reduce_max(+backward),
+// cpu/reduce.cpp: reduce_sum, reduce_prod(+backward), reduce_max(+backward),
 //                         softmax(+backward), cross_entropy(+backward), argmax_rows, topk_rows
 template <class T> void add_reduction_kernels(Kernels<T>& table);
-// cpu_kernels_gemm.cpp: gemm, gemm_strided_batched
+// cpu/gemm.cpp: gemm, gemm_strided_batched
 template <class T> void add_gemm_kernels(Kernels<T>& table);
-// cpu_kernels_conv.cpp: im2col, col2im, max/avg pooling (+backward)
+// cpu/conv_pool.cpp: im2col, col2im, max/avg pooling (+backward)
 template <class T> void add_conv_kernels(Kernels<T>& table);
-// cpu_kernels_nn.cpp: layer_norm, batch_norm, gru_step, gather_rows/scatter_add_rows
+// cpu/nn.cpp: layer_norm, batch_norm, gru_step, gather_rows/scatter_add_rows
 template <class T> void add_nn_kernels(Kernels<T>& table);
 
 }  // namespace glimpse::cpu::detail

@@ -22,7 +22,7 @@
 #include <omp.h>
 #endif
 
-#include "tensor/cpu_kernels_impl.h"
+#include "tensor/cpu/kernels_impl.h"
 
 namespace glimpse::cpu::detail {
 namespace {
