@@ -35,12 +35,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-PixelScaling scaling_of(const CaptionerConfig& c) {
-  if (c.pixel_scaling == "unit") return PixelScaling::Unit;
-  if (c.pixel_scaling == "inception") return PixelScaling::Inception;
-  throw std::invalid_argument("unknown pixel_scaling '" + c.pixel_scaling + "'");
-}
-
 // Model state in checkpoints: every parameter and buffer of the captioner.
 std::vector<nn::NamedTensor> model_state(Captioner& model) { return model.named_tensors(); }
 
@@ -317,7 +311,7 @@ double evaluate_loss(Captioner& model, const CaptionDataset& data, const Tokeniz
   bo.shard_count = ranks;
   bo.keep_empty_batches = dp;  // every rank walks every batch, its slice possibly empty
   bo.image_size = model.config().image_size;
-  bo.scaling = scaling_of(model.config());
+  bo.scaling = model.config().pixel_scaling;
   bo.drop_remainder = false;
   bo.feature_cache = cache;
   CaptionBatcher batcher(data, tokenizer, bo);
@@ -372,7 +366,7 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
   bo.shard_count = ranks;
   bo.keep_empty_batches = dp;  // a rank whose slice failed to load still takes part in the step
   bo.image_size = model.config().image_size;
-  bo.scaling = scaling_of(model.config());
+  bo.scaling = model.config().pixel_scaling;
   bo.seed = opt.seed;
   bo.all_pairs = opt.all_pairs;
   bo.captions_per_image = opt.captions_per_image;
@@ -436,8 +430,8 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
   // Features cached from other encoder weights than the ones this checkpoint will hold would train
   // a decoder that infer cannot reproduce: refuse them (after a resume has loaded the weights).
   if (from_features)
-    opt.feature_cache->check_matches({model.config().encoder, model.config().image_size,
-                                      model.config().pixel_scaling, model.grid_cells(),
+    opt.feature_cache->check_matches({to_string(model.config().encoder), model.config().image_size,
+                                      to_string(model.config().pixel_scaling), model.grid_cells(),
                                       model.encoder->output_channels(), model.encoder->fingerprint()});
 
   // CSV log: on resume, cut back to the checkpoint's step and appended to, so that the file and
@@ -626,7 +620,7 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
           const CaptionedImage& im = data.val.images[i];
           try {
             std::vector<float> px = load_image_for_model(im.path, model.config().image_size,
-                                                         scaling_of(model.config()));
+                                                         model.config().pixel_scaling);
             const int64_t s = model.config().image_size;
             Tensor features = model.encode(Tensor::from_vector(px, {1, s, s, 3}).to(opt.device));
             DecodedCaption c = decode_caption(model, features, dopt, gen);

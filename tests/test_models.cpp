@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
 #include "io/tokenizer.h"
@@ -31,7 +32,7 @@ CaptionerConfig small_config(const std::string& decoder = "gru") {
   c.units = c.embedding_dim = 16;
   c.max_caption_len = 6;
   // "gru-fed": the GRU decoder with input feeding
-  c.decoder = decoder == "gru-fed" ? "gru" : decoder;
+  c.decoder = parse_decoder(decoder == "gru-fed" ? "gru" : decoder);
   c.input_feeding = decoder == "gru-fed";
   c.decoder_layers = 2;
   c.heads = 4;
@@ -185,8 +186,35 @@ TEST_CASE("the transformer decoder is causal: a later token never changes earlie
   CaptionerConfig bad = small_config("transformer");
   bad.heads = 3;
   CHECK_THROWS_WITH(Captioner(bad, 1), doctest::Contains("not divisible by 3 heads"));
-  bad = small_config("lstm");
-  CHECK_THROWS_WITH(Captioner(bad, 1), doctest::Contains("unknown decoder 'lstm'"));
+  // An unknown decoder cannot reach the constructor any more: its name is refused when parsed.
+  CHECK_THROWS_WITH(Captioner(small_config("lstm"), 1), doctest::Contains("unknown decoder 'lstm'"));
+}
+
+TEST_CASE("the config's choices are enums spelled as the checkpoint's strings") {
+  for (EncoderKind e : {EncoderKind::Tiny, EncoderKind::InceptionResNetV2}) CHECK(parse_encoder(to_string(e)) == e);
+  for (DecoderKind d : {DecoderKind::Gru, DecoderKind::Transformer}) CHECK(parse_decoder(to_string(d)) == d);
+  for (PixelScaling p : {PixelScaling::Inception, PixelScaling::Unit}) CHECK(parse_pixel_scaling(to_string(p)) == p);
+  CHECK(to_string(EncoderKind::InceptionResNetV2) == "inception_resnet_v2");
+  CHECK(to_string(DecoderKind::Transformer) == "transformer");
+  CHECK(to_string(PixelScaling::Unit) == "unit");
+  // A bad name is refused with the field and the allowed values.
+  CHECK_THROWS_WITH_AS(parse_encoder("resnet"), "unknown encoder 'resnet' (expected tiny or inception_resnet_v2)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_decoder("lstm"), "unknown decoder 'lstm' (expected gru or transformer)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_pixel_scaling("Unit"), "unknown pixel_scaling 'Unit' (expected inception or unit)",
+                       std::invalid_argument);
+  // The file format keeps the strings, and reads them back into the same config.
+  CaptionerConfig c = small_config("transformer");
+  c.pixel_scaling = PixelScaling::Unit;
+  const nlohmann::json j = c.to_json();
+  CHECK(j.at("encoder") == "tiny");
+  CHECK(j.at("decoder") == "transformer");
+  CHECK(j.at("pixel_scaling") == "unit");
+  const CaptionerConfig back = CaptionerConfig::from_json(j);
+  CHECK(back.encoder == EncoderKind::Tiny);
+  CHECK(back.decoder == DecoderKind::Transformer);
+  CHECK(back.pixel_scaling == PixelScaling::Unit);
 }
 
 TEST_CASE("decoding strategies: greedy is beam-1, sampling is seeded, beam finds higher likelihood") {

@@ -55,8 +55,7 @@ int main(int argc, char** argv) {
       dopt.strategy = models::DecodeOptions::Strategy::Beam;
       dopt.beam_size = beam;
     }
-    const PixelScaling scaling =
-        model.config().pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
+    const PixelScaling scaling = model.config().pixel_scaling;
     const int S = model.config().image_size;
 
     // Shapes scenes carry their ground truth in the annotations file.

@@ -126,8 +126,7 @@ int main(int argc, char** argv) {
       if (fs::is_directory(arg, ec)) add_directory(arg, images);
       else images.push_back({arg, ""});  // read_jpeg says what is wrong with it, if anything
     }
-    const PixelScaling scaling =
-        model.config().pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
+    const PixelScaling scaling = model.config().pixel_scaling;
     const int S = model.config().image_size;
     int failures = 0;
     for (size_t i = 0; i < images.size(); ++i) {
