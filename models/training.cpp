@@ -24,7 +24,7 @@
 #include "io/fault_injection.h"
 #include "io/plot.h"
 #include "io/image.h"
-#include "models/decoding.h"
+#include "models/caption_image.h"
 #include "nn/losses.h"
 #include "nn/optim.h"
 #include "tensor/autograd.h"
@@ -609,23 +609,15 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
       if (log) log->row() << global_step << "," << epoch + 1 << "," << step << ",,,," << val_loss << "\n";
       curve.add_validation(static_cast<float>(val_loss));
       if (opt.sample_captions > 0 && !from_features && lead) {
-        NoGradGuard no_grad;
         model.eval();
         Generator gen(opt.seed);
-        DecodeOptions dopt;
-        dopt.start_id = data.tokenizer.id_of(kStartMarker);
-        dopt.end_id = data.tokenizer.id_of(kEndMarker);
-        dopt.max_length = data.tokenizer.sequence_length();
+        const DecodeOptions dopt = decode_options_for(data.tokenizer);
         for (int i = 0; i < std::min<int>(opt.sample_captions, data.val.images.size()); ++i) {
           const CaptionedImage& im = data.val.images[i];
           try {
-            std::vector<float> px = load_image_for_model(im.path, model.config().image_size,
-                                                         model.config().pixel_scaling);
-            const int64_t s = model.config().image_size;
-            Tensor features = model.encode(Tensor::from_vector(px, {1, s, s, 3}).to(opt.device));
-            DecodedCaption c = decode_caption(model, features, dopt, gen);
-            std::cout << "  " << im.file_name << ": \"" << data.tokenizer.decode(c.tokens, true)
-                      << "\"  (reference: \"" << im.captions[0] << "\")\n";
+            const ImageCaption c = caption_image(model, data.tokenizer, read_jpeg(im.path), dopt, gen);
+            std::cout << "  " << im.file_name << ": \"" << c.text << "\"  (reference: \"" << im.captions[0]
+                      << "\")\n";
           } catch (const std::exception& e) {
             std::cout << "  " << im.file_name << ": could not caption: " << e.what() << "\n";
           }

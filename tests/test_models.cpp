@@ -9,6 +9,7 @@
 
 #include "io/checkpoint.h"
 #include "io/tokenizer.h"
+#include "models/caption_image.h"
 #include "models/captioner.h"
 #include "models/decoding.h"
 #include "models/training.h"
@@ -249,6 +250,41 @@ TEST_CASE("decoding strategies: greedy is beam-1, sampling is seeded, beam finds
         decode_caption(model, features, sample, s2).tokens);
   CHECK(g.attention.size() == g.tokens.size());
   }
+}
+
+TEST_CASE("caption_image is preprocess, encode, decode and detokenize, for every strategy") {
+  CaptionerConfig config = small_config();
+  config.pixel_scaling = PixelScaling::Unit;  // the config's scaling is the one applied
+  Captioner model(config, 19);
+  model.eval();
+  Tokenizer tok(std::vector<std::string>{"", "[UNK]", "a", "<start>", "<end>", "b", "c", "d", "e", "f", "g", "h"}, 6);
+  const DecodeOptions fitted = decode_options_for(tok);
+  CHECK(fitted.start_id == 3);
+  CHECK(fitted.end_id == 4);
+  CHECK(fitted.max_length == 6);
+  CHECK(fitted.strategy == DecodeOptions::Strategy::Greedy);
+  Image image;
+  image.height = 40;
+  image.width = 56;
+  for (int i = 0; i < image.height * image.width * 3; ++i) image.pixels.push_back(static_cast<uint8_t>(i * 37 % 251));
+  for (DecodeOptions::Strategy strategy :
+       {DecodeOptions::Strategy::Greedy, DecodeOptions::Strategy::Beam, DecodeOptions::Strategy::Sample}) {
+    DecodeOptions options = fitted;
+    options.strategy = strategy;
+    Generator by_hand_gen(5), shared_gen(5);
+    DecodedCaption by_hand;
+    {
+      NoGradGuard no_grad;
+      const Tensor pixels = Tensor::from_vector(preprocess_image(image, 128, PixelScaling::Unit), {1, 128, 128, 3});
+      by_hand = decode_caption(model, model.encode(pixels), options, by_hand_gen);
+    }
+    const ImageCaption c = caption_image(model, tok, image, options, shared_gen);
+    CHECK(c.decoded.tokens == by_hand.tokens);
+    CHECK(c.decoded.log_probability == by_hand.log_probability);
+    CHECK(c.decoded.attention == by_hand.attention);
+    CHECK(c.text == tok.decode(by_hand.tokens, true));
+  }
+  CHECK(grad_mode_enabled());  // the no-gradient scope ends with the call
 }
 
 TEST_CASE("checkpoints round-trip exactly, replace atomically and report every mismatch") {
