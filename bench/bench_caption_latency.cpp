@@ -121,7 +121,7 @@ void bench_model(const std::string& which, const Options& o) {
   const double enc = median(encode_ms), dec = median(decode_ms);
   char description[128];
   std::snprintf(description, sizeof description, "%s (%s %dx%d, V=%lld, U=%lld)", which.c_str(),
-                config.encoder.c_str(), config.image_size, config.image_size,
+                models::to_string(config.encoder).c_str(), config.image_size, config.image_size,
                 static_cast<long long>(config.vocab_size), static_cast<long long>(config.units));
   std::printf("%-50s %8d %12.1f %12.1f %10.2f %12.1f\n", description, o.threads, enc, dec,
               dec / static_cast<double>(std::max<size_t>(1, decoded)), enc + dec);

@@ -76,6 +76,10 @@ enum class PixelScaling {
   Inception,  // x / 127.5 - 1, what inception_resnet_v2.preprocess_input does (the default)
   Unit,       // x / 255, what the original notebook does
 };
+// How checkpoints, feature caches and flags spell it: "inception" | "unit". parse_pixel_scaling
+// throws std::invalid_argument naming the field and the allowed values.
+std::string to_string(PixelScaling scaling);
+PixelScaling parse_pixel_scaling(const std::string& name);
 
 // The encoder's input: resize to size x size (as above), then scale. Returns size * size * 3 floats, HWC.
 std::vector<float> preprocess_image(const Image& image, int size, PixelScaling scaling = PixelScaling::Inception);

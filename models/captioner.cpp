@@ -8,11 +8,39 @@
 
 namespace glimpse::models {
 
+std::string to_string(EncoderKind encoder) {
+  switch (encoder) {
+    case EncoderKind::Tiny: return "tiny";
+    case EncoderKind::InceptionResNetV2: return "inception_resnet_v2";
+  }
+  throw std::invalid_argument("to_string: not an EncoderKind value");
+}
+
+std::string to_string(DecoderKind decoder) {
+  switch (decoder) {
+    case DecoderKind::Gru: return "gru";
+    case DecoderKind::Transformer: return "transformer";
+  }
+  throw std::invalid_argument("to_string: not a DecoderKind value");
+}
+
+EncoderKind parse_encoder(const std::string& name) {
+  if (name == "tiny") return EncoderKind::Tiny;
+  if (name == "inception_resnet_v2") return EncoderKind::InceptionResNetV2;
+  throw std::invalid_argument("unknown encoder '" + name + "' (expected tiny or inception_resnet_v2)");
+}
+
+DecoderKind parse_decoder(const std::string& name) {
+  if (name == "gru") return DecoderKind::Gru;
+  if (name == "transformer") return DecoderKind::Transformer;
+  throw std::invalid_argument("unknown decoder '" + name + "' (expected gru or transformer)");
+}
+
 CaptionerConfig CaptionerConfig::notebook() { return CaptionerConfig{}; }
 
 CaptionerConfig CaptionerConfig::tiny_shapes() {
   CaptionerConfig c;
-  c.encoder = "tiny";
+  c.encoder = EncoderKind::Tiny;
   c.image_size = 128;
   c.vocab_size = 64;
   c.max_caption_len = 24;
@@ -24,7 +52,8 @@ CaptionerConfig CaptionerConfig::tiny_shapes() {
 }
 
 nlohmann::json CaptionerConfig::to_json() const {
-  return {{"encoder", encoder},
+  // The file format spells the enums as strings (docs/checkpoint-format.md).
+  return {{"encoder", to_string(encoder)},
           {"image_size", image_size},
           {"vocab_size", vocab_size},
           {"max_caption_len", max_caption_len},
@@ -32,8 +61,8 @@ nlohmann::json CaptionerConfig::to_json() const {
           {"units", units},
           {"freeze_encoder", freeze_encoder},
           {"position_embedding", position_embedding},
-          {"pixel_scaling", pixel_scaling},
-          {"decoder", decoder},
+          {"pixel_scaling", to_string(pixel_scaling)},
+          {"decoder", to_string(decoder)},
           {"input_feeding", input_feeding},
           {"decoder_layers", decoder_layers},
           {"heads", heads},
@@ -95,7 +124,7 @@ double CaptionerConfig::approximate_decoder_parameters() const {
   const double v = static_cast<double>(vocab_size), e = static_cast<double>(embedding_dim),
                u = static_cast<double>(units), len = static_cast<double>(max_caption_len);
   double layers = 0;
-  if (decoder == "transformer") {
+  if (decoder == DecoderKind::Transformer) {
     const double ff = ff_dim > 0 ? static_cast<double>(ff_dim) : 4 * u;
     layers = static_cast<double>(decoder_layers) * (8 * u * u + 2 * u * ff);  // self + cross attention, MLP
   } else {
@@ -109,7 +138,8 @@ CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object())
     throw std::invalid_argument("model_config: not a JSON object (got " + std::string(j.type_name()) + ")");
   CaptionerConfig c;
-  c.encoder = config_choice(j, "encoder", {"tiny", "inception_resnet_v2"});
+  // config_choice names the key in its message; the parse that follows cannot fail.
+  c.encoder = parse_encoder(config_choice(j, "encoder", {"tiny", "inception_resnet_v2"}));
   c.image_size = static_cast<int>(config_integer(j, "image_size", kMinImageSize, kMaxImageSize));
   c.vocab_size = config_integer(j, "vocab_size", kMinVocabSize, kMaxVocabSize);
   c.max_caption_len = config_integer(j, "max_caption_len", kMinCaptionLen, kMaxCaptionLen);
@@ -121,21 +151,21 @@ CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
   const bool no = false;
   const int64_t two_layers = 2, four_heads = 4, default_ff = 0;
   c.position_embedding = config_bool(j, "position_embedding", &no);
-  c.pixel_scaling = config_choice(j, "pixel_scaling", {"inception", "unit"}, "inception");
-  c.decoder = config_choice(j, "decoder", {"gru", "transformer"}, "gru");
+  c.pixel_scaling = parse_pixel_scaling(config_choice(j, "pixel_scaling", {"inception", "unit"}, "inception"));
+  c.decoder = parse_decoder(config_choice(j, "decoder", {"gru", "transformer"}, "gru"));
   c.input_feeding = config_bool(j, "input_feeding", &no);
   c.decoder_layers = config_integer(j, "decoder_layers", 1, kMaxDecoderLayers, &two_layers);
   c.heads = config_integer(j, "heads", 1, kMaxHeads, &four_heads);
   c.ff_dim = config_integer(j, "ff_dim", 0, kMaxFeedForward, &default_ff);
   // The combinations the decoders need, reported here rather than by the Captioner constructor
   // so that the message says it is the checkpoint's config that is wrong.
-  if (c.input_feeding && c.decoder != "gru")
+  if (c.input_feeding && c.decoder != DecoderKind::Gru)
     throw std::invalid_argument("model_config: input_feeding is an option of the GRU decoder only");
-  if (c.decoder == "transformer" && c.embedding_dim != c.units)
+  if (c.decoder == DecoderKind::Transformer && c.embedding_dim != c.units)
     throw std::invalid_argument("model_config: the transformer decoder needs embedding_dim (" +
                                 std::to_string(c.embedding_dim) + ") equal to units (" +
                                 std::to_string(c.units) + ")");
-  if (c.decoder == "transformer" && c.units % c.heads != 0)
+  if (c.decoder == DecoderKind::Transformer && c.units % c.heads != 0)
     throw std::invalid_argument("model_config: units " + std::to_string(c.units) + " is not divisible by heads " +
                                 std::to_string(c.heads));
   return c;
@@ -143,12 +173,7 @@ CaptionerConfig CaptionerConfig::from_json(const nlohmann::json& j) {
 
 namespace {
 InceptionConfig encoder_config(const CaptionerConfig& c) {
-  InceptionConfig e;
-  if (c.encoder == "tiny") e = InceptionConfig::tiny();
-  else if (c.encoder == "inception_resnet_v2") e = InceptionConfig::full();
-  else
-    throw std::invalid_argument("Captioner: unknown encoder '" + c.encoder +
-                                "' (expected tiny or inception_resnet_v2)");
+  InceptionConfig e = c.encoder == EncoderKind::Tiny ? InceptionConfig::tiny() : InceptionConfig::full();
   e.image_size = c.image_size;
   return e;
 }
@@ -166,15 +191,15 @@ Captioner::Captioner(const CaptionerConfig& config, uint64_t seed)
                                                              config.units, gen, nn::Activation::Relu));
   register_module(embedding, std::make_unique<nn::Embedding>("embedding", config.vocab_size,
                                                              config.embedding_dim, gen));
-  if (config.input_feeding && config.decoder != "gru")
+  if (config.input_feeding && config.decoder != DecoderKind::Gru)
     throw std::invalid_argument("Captioner: input feeding is an option of the GRU decoder only");
-  if (config.decoder == "gru") {
+  if (config.decoder == DecoderKind::Gru) {
     const int64_t gru_input = config.embedding_dim + (config.input_feeding ? config.units : 0);
     register_module(gru, std::make_unique<nn::GRU>("gru", gru_input, config.units, gen));
     register_module(attention, std::make_unique<nn::Attention>("attention"));
     register_module(layer_norm, std::make_unique<nn::LayerNormalization>("layer_normalization",
                                                                          config.units));
-  } else if (config.decoder == "transformer") {
+  } else {  // DecoderKind::Transformer
     if (config.embedding_dim != config.units)
       throw std::invalid_argument("Captioner: the transformer decoder needs embedding_dim (" +
                                   std::to_string(config.embedding_dim) + ") equal to units (" +
@@ -189,9 +214,6 @@ Captioner::Captioner(const CaptionerConfig& config, uint64_t seed)
                                      config.units, config.heads, ff, gen));
     register_parameter("token_positions", token_positions,
                        random_uniform({config.max_caption_len, config.units}, -0.05, 0.05, gen));
-  } else {
-    throw std::invalid_argument("Captioner: unknown decoder '" + config.decoder +
-                                "' (expected gru or transformer)");
   }
   register_module(output_dense, std::make_unique<nn::Dense>("output_dense", config.units,
                                                             config.vocab_size, gen));

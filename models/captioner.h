@@ -4,7 +4,8 @@
 //   tokens [B, T] -> Embedding -> GRU (sequences + state) -> Attention(query = GRU output,
 //   value = features) -> Add(GRU output, context) -> LayerNormalization -> Dense(vocab)
 //
-// decoder = "transformer" swaps the GRU/Attention part for the alternative the course mentions:
+// decoder = DecoderKind::Transformer swaps the GRU/Attention part for the alternative the course
+// mentions:
 //   tokens -> Embedding + learned position embedding -> N x TransformerDecoderLayer (masked
 //   self-attention, cross-attention to the features, feed-forward) -> Dense(vocab)
 //
@@ -16,6 +17,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "io/image.h"
 #include "models/inception_resnet_v2.h"
 #include "nn/attention.h"
 #include "nn/gru.h"
@@ -24,8 +26,26 @@
 
 namespace glimpse::models {
 
+// The encoder and decoder a CaptionerConfig chooses. Checkpoints, feature caches and flags spell
+// them as strings ("tiny", "gru", ...): to_string writes those, parse_* reads them and throws
+// std::invalid_argument naming the field and the allowed values, e.g. "unknown decoder 'lstm'
+// (expected gru or transformer)". (The pixel scaling is io/image.h's PixelScaling, spelled the
+// same way by its own to_string and parse_pixel_scaling.)
+enum class EncoderKind {
+  Tiny,               // "tiny": InceptionConfig::tiny(), trained from scratch on shapes
+  InceptionResNetV2,  // "inception_resnet_v2": the full Keras network
+};
+enum class DecoderKind {
+  Gru,          // "gru": the notebook's GRU + attention
+  Transformer,  // "transformer": TransformerDecoderLayer stack
+};
+std::string to_string(EncoderKind encoder);
+std::string to_string(DecoderKind decoder);
+EncoderKind parse_encoder(const std::string& name);
+DecoderKind parse_decoder(const std::string& name);
+
 struct CaptionerConfig {
-  std::string encoder = "inception_resnet_v2";  // or "tiny"
+  EncoderKind encoder = EncoderKind::InceptionResNetV2;
   int image_size = 299;
   int64_t vocab_size = 20000;
   int64_t max_caption_len = 64;
@@ -35,7 +55,7 @@ struct CaptionerConfig {
   // Not in the notebook: a learned embedding of each grid cell added to the projected features,
   // so the decoder can tell where an attended region is (left/right/above/below).
   bool position_embedding = false;
-  std::string decoder = "gru";  // "gru" (the notebook's) or "transformer"
+  DecoderKind decoder = DecoderKind::Gru;  // the notebook's, or the Transformer
   // GRU only, not in the notebook: each step's GRU input is the token's embedding joined with the
   // previous step's attention context ("input feeding", Luong et al. 2015), so the GRU state
   // remembers what the decoder has looked at. Without it the GRU sees only tokens, and a relation
@@ -44,7 +64,7 @@ struct CaptionerConfig {
   int64_t decoder_layers = 2;   // transformer only
   int64_t heads = 4;            // transformer only (units must divide by it)
   int64_t ff_dim = 0;           // transformer feed-forward width (0 = 4 x units)
-  std::string pixel_scaling = "inception";  // "inception" (x/127.5-1) or "unit" (x/255)
+  PixelScaling pixel_scaling = PixelScaling::Inception;  // x/127.5-1 (or Unit: x/255)
 
   // The accepted range of every size. train's flags and from_json share them: a checkpoint's
   // config is as untrusted as a command line, and an absurd size would otherwise surface as an
@@ -113,11 +133,11 @@ class Captioner : public nn::Module {
   std::unique_ptr<InceptionResNetV2> encoder;
   std::unique_ptr<nn::Dense> feature_dense;
   std::unique_ptr<nn::Embedding> embedding;
-  // decoder = "gru":
+  // decoder = DecoderKind::Gru:
   std::unique_ptr<nn::GRU> gru;
   std::unique_ptr<nn::Attention> attention;
   std::unique_ptr<nn::LayerNormalization> layer_norm;
-  // decoder = "transformer":
+  // decoder = DecoderKind::Transformer:
   std::vector<std::unique_ptr<nn::TransformerDecoderLayer>> layers;
   Tensor token_positions;  // [max_caption_len, units]
   std::unique_ptr<nn::Dense> output_dense;

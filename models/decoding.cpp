@@ -164,7 +164,7 @@ DecodedCaption decode_caption(Captioner& model, const Tensor& features, const De
   NoGradGuard no_grad;
   DecodeOptions opt = options;
   // A Transformer decoder has position embeddings for max_caption_len tokens and no further.
-  if (model.config().decoder == "transformer")
+  if (model.config().decoder == DecoderKind::Transformer)
     opt.max_length = std::min<int>(opt.max_length, static_cast<int>(model.config().max_caption_len));
   if (opt.strategy == DecodeOptions::Strategy::Beam) return beam_search(model, features, opt);
   return greedy_or_sample(model, features, opt, gen);

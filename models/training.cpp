@@ -24,7 +24,7 @@
 #include "io/fault_injection.h"
 #include "io/plot.h"
 #include "io/image.h"
-#include "models/decoding.h"
+#include "models/caption_image.h"
 #include "nn/losses.h"
 #include "nn/optim.h"
 #include "tensor/autograd.h"
@@ -34,12 +34,6 @@ namespace glimpse::models {
 namespace fs = std::filesystem;
 
 namespace {
-
-PixelScaling scaling_of(const CaptionerConfig& c) {
-  if (c.pixel_scaling == "unit") return PixelScaling::Unit;
-  if (c.pixel_scaling == "inception") return PixelScaling::Inception;
-  throw std::invalid_argument("unknown pixel_scaling '" + c.pixel_scaling + "'");
-}
 
 // Model state in checkpoints: every parameter and buffer of the captioner.
 std::vector<nn::NamedTensor> model_state(Captioner& model) { return model.named_tensors(); }
@@ -90,13 +84,6 @@ void collect_training_buffers(const nn::Module& module, std::vector<Tensor*>& ou
 
 constexpr const char* kLogHeader = "global_step,epoch,step,loss,learning_rate,images_per_second,val_loss";
 
-// On --resume: the log's rows up to the checkpoint's global step, as text, and the losses they
-// hold for the curve. Rows past that step were written after the checkpoint by a run that then
-// died without saving again (a crash, a kill); the resumed run computes those steps afresh, so
-// they are dropped rather than listed twice. So is a validation row at the checkpoint's own step
-// when the checkpoint is not an end-of-epoch one (`validated` false): it was saved on the
-// epoch's last step before the validation, which the resumed run then repeats. Returns false (and
-// changes nothing) when the file is not a log this loop wrote.
 // What loss_curve.png plots: the training loss per step, and the validation loss at the steps
 // that ended an epoch (NaN elsewhere, so the plot draws points only there).
 struct LossCurve {
@@ -163,6 +150,14 @@ struct RestoredLog {
   std::string text;  // header + kept rows
   LossCurve curve;
 };
+
+// On --resume: the log's rows up to the checkpoint's global step, as text, and the losses they
+// hold for the curve. Rows past that step were written after the checkpoint by a run that then
+// died without saving again (a crash, a kill); the resumed run computes those steps afresh, so
+// they are dropped rather than listed twice. So is a validation row at the checkpoint's own step
+// when the checkpoint is not an end-of-epoch one (`validated` false): it was saved on the
+// epoch's last step before the validation, which the resumed run then repeats. Returns false (and
+// changes nothing) when the file is not a log this loop wrote.
 bool restore_log(const std::string& path, int64_t resumed_step, bool validated, RestoredLog& out,
                  std::string& why) {
   std::ifstream in(path);
@@ -317,7 +312,7 @@ double evaluate_loss(Captioner& model, const CaptionDataset& data, const Tokeniz
   bo.shard_count = ranks;
   bo.keep_empty_batches = dp;  // every rank walks every batch, its slice possibly empty
   bo.image_size = model.config().image_size;
-  bo.scaling = scaling_of(model.config());
+  bo.scaling = model.config().pixel_scaling;
   bo.drop_remainder = false;
   bo.feature_cache = cache;
   CaptionBatcher batcher(data, tokenizer, bo);
@@ -352,106 +347,214 @@ double evaluate_loss(Captioner& model, const CaptionDataset& data, const Tokeniz
   return n > 0 ? total / n : 0;
 }
 
-TrainResult train_captioner(Captioner& model, const TrainData& data, const TrainOptions& opt) {
-  fs::create_directories(opt.out_dir);
-  const std::string ckpt_path = opt.out_dir + "/checkpoint.h5";
-  const bool from_features = opt.feature_cache != nullptr;
-  // Data-parallel: `lead` (rank 0) alone prints, logs, plots and saves; every rank trains.
-  const bool dp = data_parallel(opt.comm);
-  std::optional<dist::DataParallel> sync;
-  if (dp) sync.emplace(*opt.comm);
-  const int ranks = dp ? opt.comm->size() : 1;
-  const bool lead = !dp || opt.comm->rank() == 0;
-  if (opt.batch_size % ranks != 0)
-    throw std::invalid_argument("train: the global batch of " + std::to_string(opt.batch_size) +
-                                " does not divide among " + std::to_string(ranks) + " ranks");
+namespace {
 
-  BatcherOptions bo;
-  bo.batch_size = opt.batch_size / ranks;
-  bo.shard_index = dp ? opt.comm->rank() : 0;
-  bo.shard_count = ranks;
-  bo.keep_empty_batches = dp;  // a rank whose slice failed to load still takes part in the step
-  bo.image_size = model.config().image_size;
-  bo.scaling = scaling_of(model.config());
-  bo.seed = opt.seed;
-  bo.all_pairs = opt.all_pairs;
-  bo.captions_per_image = opt.captions_per_image;
-  bo.cache_images = opt.cache_images;
-  bo.feature_cache = opt.feature_cache;
-  CaptionBatcher batcher(data.train, data.tokenizer, bo);
-  const int64_t steps_per_epoch = batcher.steps_per_epoch();
-  if (steps_per_epoch == 0)
-    throw std::runtime_error("train: " + std::to_string(data.train.images.size()) +
-                             " training images do not fill one batch of " +
-                             std::to_string(opt.batch_size));
+// Where a run stands, in global batches: what a checkpoint's progress records.
+struct Position {
+  int epoch = 0;
+  int64_t step = 0;  // steps done in this epoch
+};
 
-  model.to(opt.device);
-  model.train(true);
-  std::shared_ptr<nn::LrSchedule> schedule;
-  if (opt.warmup_steps > 0)
-    schedule = std::make_shared<nn::WarmupCosineLr>(opt.learning_rate, opt.warmup_steps,
-                                                    std::max<int64_t>(opt.warmup_steps, steps_per_epoch * opt.epochs));
-  else
-    schedule = std::make_shared<nn::ConstantLr>(opt.learning_rate);
-  nn::Adam optimizer(model.named_parameters(true), schedule);
+// What one epoch has done so far, for the progress bar, the log and the epoch's summary line.
+struct EpochProgress {
+  int epoch = 0;
+  int64_t first_step = 0;  // where this call started the epoch (resume: past 0)
+  int64_t step = 0;        // steps done in this epoch
+  std::chrono::steady_clock::time_point start;
+  double loss_sum = 0;  // of this call's steps, for the running mean
+  int64_t losses = 0;
+  int64_t images = 0;  // global: img/s is the whole job's throughput
+  double mean_loss() const { return losses ? loss_sum / losses : 0; }
+};
 
-  int start_epoch = 0;
-  int64_t start_step = 0, global_step = 0;
-  if (opt.resume) {
-    if (!fs::exists(ckpt_path))
-      throw std::runtime_error("train --resume: no checkpoint at " + ckpt_path);
-    CheckpointContents meta = read_checkpoint_meta(ckpt_path);
-    std::vector<nn::NamedTensor> opt_state = optimizer.state();
-    load_checkpoint_tensors(ckpt_path, model_state(model), &opt_state);
-    optimizer.set_iterations(meta.optimizer_iterations);
-    start_epoch = meta.progress.at("epoch").get<int>();
-    start_step = meta.progress.at("step_in_epoch").get<int64_t>();
-    global_step = meta.progress.at("global_step").get<int64_t>();
-    // Positions are counted in global batches, so a run resumes with any number of ranks; only
-    // the global batch must stay the same for the steps to mean the same images.
-    if (meta.progress.contains("batch_size") && meta.progress.at("batch_size").get<int64_t>() != opt.batch_size &&
-        lead)
-      std::cerr << "warning: resuming with --batch " << opt.batch_size << " but the run used "
-                << meta.progress.at("batch_size").get<int64_t>()
-                << ": the epoch position (step " << start_step << ") now counts batches of the new size\n";
-    if (meta.progress.value("seed", opt.seed) != opt.seed && lead)
-      std::cerr << "warning: resuming with --seed " << opt.seed << " but the run used seed "
-                << meta.progress.value("seed", opt.seed) << "\n";
-    if (lead)
-      std::cout << "resumed from " << ckpt_path << " at epoch " << start_epoch + 1 << ", step "
-                << start_step << " (global step " << global_step << ")\n";
+// What one training step did.
+struct StepResult {
+  bool skipped = false;  // data-parallel: every image of the global batch unreadable, nothing done
+  double loss = 0;       // the global batch's mean masked loss
+  double learning_rate = 0;
+  int64_t images = 0;  // in the global batch
+  bool stop = false;   // data-parallel: some rank was asked to stop (Ctrl-C), so every rank stops
+};
+
+// One call of train_captioner: the state its named steps share. The constructor prepares the run
+// (batches, optimizer, resume, the ranks' common start, the log); train_captioner drives the loop.
+// Data-parallel: `lead_` (rank 0) alone prints, logs, plots and saves; every rank trains.
+class TrainingRun {
+ public:
+  TrainingRun(Captioner& model, const TrainData& data, const TrainOptions& opt);
+
+  Position start() const { return start_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  EpochProgress start_epoch(int epoch);
+  bool next_batch(CaptionBatch& batch) { return batcher_->next(batch); }
+  bool step_limit_reached() const {
+    return opt_.max_steps >= 0 && static_cast<int64_t>(result_.step_losses.size()) >= opt_.max_steps;
   }
+  StepResult train_step(const CaptionBatch& batch, const EpochProgress& progress);
+  void record_step(const StepResult& s, EpochProgress& progress);
+  bool checkpoint_due() const { return opt_.checkpoint_every > 0 && global_step_ % opt_.checkpoint_every == 0; }
+  bool stop_requested(const StepResult& s) const {
+    return dp_ ? s.stop : opt_.stop_requested && opt_.stop_requested->load();
+  }
+  TrainResult interrupt(Position at);
+  void end_progress_bar() const {
+    if (opt_.progress_bar && lead_) std::cout << "\n";
+  }
+  void validate(const EpochProgress& progress);
+  void print_sample_captions();
+  void checkpoint(Position at);
+  void plot_loss_curve() const {
+    if (lead_) write_loss_curve(opt_.out_dir, curve_);
+  }
+  TrainResult finish();
+
+ private:
+  void prepare_batches();
+  void build_optimizer();
+  void resume();
+  void share_start_between_ranks();
+  void check_feature_cache() const;
+  void open_log();
+  nlohmann::json progress_json(Position at) const;
+
+  Captioner& model_;
+  const TrainData& data_;
+  const TrainOptions& opt_;
+  const std::string ckpt_path_;
+  const bool from_features_;
+  const bool dp_;
+  const bool lead_;
+  std::optional<dist::DataParallel> sync_;
+  std::optional<CaptionBatcher> batcher_;
+  int64_t steps_per_epoch_ = 0;
+  std::optional<nn::Adam> optimizer_;
+  Position start_;
+  int64_t global_step_ = 0;
   // Everything a rank's copy of the run consists of: the weights, the buffers and the optimizer's
   // moments. Rank 0's is broadcast to every rank at the start (ranks built the model from the same
   // seed and read the same checkpoint, but a rank must never train on a different start), and the
   // ranks' digests of it are compared before each save.
-  std::vector<Tensor*> rank_state;
-  for (const nn::NamedTensor& t : model_state(model)) rank_state.push_back(t.tensor);
-  std::vector<nn::NamedTensor> optimizer_state = optimizer.state();
-  for (const nn::NamedTensor& t : optimizer_state) rank_state.push_back(t.tensor);
-  const std::vector<Tensor*> trainable = model.trainable_parameters();
-  std::vector<Tensor*> training_buffers;
-  collect_training_buffers(model, training_buffers);
-  if (dp) sync->broadcast(rank_state, 0);
-  // Features cached from other encoder weights than the ones this checkpoint will hold would train
-  // a decoder that infer cannot reproduce: refuse them (after a resume has loaded the weights).
-  if (from_features)
-    opt.feature_cache->check_matches({model.config().encoder, model.config().image_size,
-                                      model.config().pixel_scaling, model.grid_cells(),
-                                      model.encoder->output_channels(), model.encoder->fingerprint()});
+  std::vector<Tensor*> rank_state_;
+  std::vector<Tensor*> trainable_;
+  std::vector<Tensor*> training_buffers_;
+  LossCurve curve_;
+  std::optional<TrainLog> log_;  // rank 0's only
+  TrainResult result_;
+};
 
-  // CSV log: on resume, cut back to the checkpoint's step and appended to, so that the file and
-  // the loss curve cover the whole run.
-  const std::string log_path = opt.out_dir + "/train_log.csv";
-  LossCurve curve;
-  bool new_log = !opt.resume || !fs::exists(log_path);
-  if (!new_log && lead) {
+TrainingRun::TrainingRun(Captioner& model, const TrainData& data, const TrainOptions& opt)
+    : model_(model),
+      data_(data),
+      opt_(opt),
+      ckpt_path_(opt.out_dir + "/checkpoint.h5"),
+      from_features_(opt.feature_cache != nullptr),
+      dp_(data_parallel(opt.comm)),
+      lead_(!dp_ || opt.comm->rank() == 0) {
+  fs::create_directories(opt.out_dir);
+  if (dp_) sync_.emplace(*opt.comm);
+  const int ranks = dp_ ? opt.comm->size() : 1;
+  if (opt.batch_size % ranks != 0)
+    throw std::invalid_argument("train: the global batch of " + std::to_string(opt.batch_size) +
+                                " does not divide among " + std::to_string(ranks) + " ranks");
+  prepare_batches();
+  build_optimizer();
+  if (opt.resume) resume();
+  share_start_between_ranks();
+  check_feature_cache();
+  open_log();
+}
+
+// This rank's slice of each global batch, shuffled by (seed, epoch) so that a resumed run sees
+// the same batches.
+void TrainingRun::prepare_batches() {
+  const int ranks = dp_ ? opt_.comm->size() : 1;
+  BatcherOptions bo;
+  bo.batch_size = opt_.batch_size / ranks;
+  bo.shard_index = dp_ ? opt_.comm->rank() : 0;
+  bo.shard_count = ranks;
+  bo.keep_empty_batches = dp_;  // a rank whose slice failed to load still takes part in the step
+  bo.image_size = model_.config().image_size;
+  bo.scaling = model_.config().pixel_scaling;
+  bo.seed = opt_.seed;
+  bo.all_pairs = opt_.all_pairs;
+  bo.captions_per_image = opt_.captions_per_image;
+  bo.cache_images = opt_.cache_images;
+  bo.feature_cache = opt_.feature_cache;
+  batcher_.emplace(data_.train, data_.tokenizer, bo);
+  steps_per_epoch_ = batcher_->steps_per_epoch();
+  if (steps_per_epoch_ == 0)
+    throw std::runtime_error("train: " + std::to_string(data_.train.images.size()) +
+                             " training images do not fill one batch of " + std::to_string(opt_.batch_size));
+}
+
+// Adam over the trainable parameters, with the model on its device (the moments are made there).
+void TrainingRun::build_optimizer() {
+  model_.to(opt_.device);
+  model_.train(true);
+  std::shared_ptr<nn::LrSchedule> schedule;
+  if (opt_.warmup_steps > 0)
+    schedule = std::make_shared<nn::WarmupCosineLr>(
+        opt_.learning_rate, opt_.warmup_steps, std::max<int64_t>(opt_.warmup_steps, steps_per_epoch_ * opt_.epochs));
+  else
+    schedule = std::make_shared<nn::ConstantLr>(opt_.learning_rate);
+  optimizer_.emplace(model_.named_parameters(true), schedule);
+}
+
+// --resume: the weights, Adam's moments and iteration count, and the position of the checkpoint.
+void TrainingRun::resume() {
+  if (!fs::exists(ckpt_path_)) throw std::runtime_error("train --resume: no checkpoint at " + ckpt_path_);
+  CheckpointContents meta = read_checkpoint_meta(ckpt_path_);
+  std::vector<nn::NamedTensor> opt_state = optimizer_->state();
+  load_checkpoint_tensors(ckpt_path_, model_state(model_), &opt_state);
+  optimizer_->set_iterations(meta.optimizer_iterations);
+  start_.epoch = meta.progress.at("epoch").get<int>();
+  start_.step = meta.progress.at("step_in_epoch").get<int64_t>();
+  global_step_ = meta.progress.at("global_step").get<int64_t>();
+  // Positions are counted in global batches, so a run resumes with any number of ranks; only
+  // the global batch must stay the same for the steps to mean the same images.
+  if (meta.progress.contains("batch_size") && meta.progress.at("batch_size").get<int64_t>() != opt_.batch_size &&
+      lead_)
+    std::cerr << "warning: resuming with --batch " << opt_.batch_size << " but the run used "
+              << meta.progress.at("batch_size").get<int64_t>() << ": the epoch position (step " << start_.step
+              << ") now counts batches of the new size\n";
+  if (meta.progress.value("seed", opt_.seed) != opt_.seed && lead_)
+    std::cerr << "warning: resuming with --seed " << opt_.seed << " but the run used seed "
+              << meta.progress.value("seed", opt_.seed) << "\n";
+  if (lead_)
+    std::cout << "resumed from " << ckpt_path_ << " at epoch " << start_.epoch + 1 << ", step " << start_.step
+              << " (global step " << global_step_ << ")\n";
+}
+
+void TrainingRun::share_start_between_ranks() {
+  for (const nn::NamedTensor& t : model_state(model_)) rank_state_.push_back(t.tensor);
+  for (const nn::NamedTensor& t : optimizer_->state()) rank_state_.push_back(t.tensor);
+  trainable_ = model_.trainable_parameters();
+  collect_training_buffers(model_, training_buffers_);
+  if (dp_) sync_->broadcast(rank_state_, 0);
+}
+
+// Features cached from other encoder weights than the ones this checkpoint will hold would train
+// a decoder that infer cannot reproduce: refuse them (after a resume has loaded the weights).
+void TrainingRun::check_feature_cache() const {
+  if (!from_features_) return;
+  const CaptionerConfig& c = model_.config();
+  opt_.feature_cache->check_matches({to_string(c.encoder), c.image_size, to_string(c.pixel_scaling),
+                                     model_.grid_cells(), model_.encoder->output_channels(),
+                                     model_.encoder->fingerprint()});
+}
+
+// The CSV log: on resume, cut back to the checkpoint's step and appended to, so that the file and
+// the loss curve cover the whole run.
+void TrainingRun::open_log() {
+  const std::string log_path = opt_.out_dir + "/train_log.csv";
+  bool new_log = !opt_.resume || !fs::exists(log_path);
+  if (!new_log && lead_) {
     RestoredLog restored;
     std::string why;
     // A checkpoint at step 0 of an epoch is the one written after the previous epoch's validation.
-    if (restore_log(log_path, global_step, start_step == 0, restored, why)) {
+    if (restore_log(log_path, global_step_, start_.step == 0, restored, why)) {
       write_file_atomically(log_path, restored.text, "train", FileSync::Durable);
-      curve = std::move(restored.curve);
+      curve_ = std::move(restored.curve);
     } else {
       const std::string kept = unused_old_name(log_path);
       std::cerr << "warning: " << log_path << " is not a training log (" << why
@@ -460,199 +563,230 @@ TrainResult train_captioner(Captioner& model, const TrainData& data, const Train
       new_log = true;
     }
   }
-  std::optional<TrainLog> log;  // rank 0's only
-  if (lead) log.emplace(log_path, new_log);
-  if (log && new_log) log->row() << kLogHeader << "\n";
+  if (lead_) log_.emplace(log_path, new_log);
+  if (log_ && new_log) log_->row() << kLogHeader << "\n";
+}
 
-  TrainResult result;
-  auto progress_json = [&](int epoch, int64_t step) {
-    return nlohmann::json{{"epoch", epoch},
-                          {"step_in_epoch", step},
-                          {"global_step", global_step},
-                          {"seed", opt.seed},
-                          {"steps_per_epoch", steps_per_epoch},
-                          {"batch_size", opt.batch_size}};  // global: steps count batches of this size
-  };
-  auto checkpoint = [&](int epoch, int64_t step) {
-    if (dp) {
-      // Never save one rank's state when the ranks have drifted apart (docs/distributed.md).
-      sync->check_ranks_agree(rank_state, {global_step, optimizer.iterations()},
-                              "at global step " + std::to_string(global_step));
-    }
-    if (lead) {
-      log->sync();
-      save_training_checkpoint(ckpt_path, model, &optimizer, data.tokenizer, progress_json(epoch, step));
-    }
-    // The other ranks wait for the save: when any rank returns (interrupted, done) or a kill
-    // stops the job, the checkpoint on disk is the one of this step.
-    if (dp) sync->barrier();
-    result.checkpoint = ckpt_path;
-  };
+EpochProgress TrainingRun::start_epoch(int epoch) {
+  EpochProgress progress;
+  progress.epoch = epoch;
+  progress.first_step = progress.step = epoch == start_.epoch ? start_.step : 0;
+  batcher_->start_epoch(epoch, progress.first_step);
+  progress.start = std::chrono::steady_clock::now();
+  return progress;
+}
 
-  for (int epoch = start_epoch; epoch < opt.epochs; ++epoch) {
-    const int64_t first_step = epoch == start_epoch ? start_step : 0;
-    batcher.start_epoch(epoch, first_step);
-    auto epoch_start = std::chrono::steady_clock::now();
-    double running = 0;
-    int64_t running_n = 0, images_seen = 0;
-    CaptionBatch batch;
-    int64_t step = first_step;
-    while (batcher.next(batch)) {
-      if (opt.max_steps >= 0 && static_cast<int64_t>(result.step_losses.size()) >= opt.max_steps) break;
-      optimizer.zero_grad();
-      Tensor loss;
-      double value = 0;
-      int64_t batch_images = batch.size();
-      bool stop_now = false;
-      double local_tokens = 0, global_tokens = 0;  // data-parallel
-      if (!dp) {
-        loss = batch_loss(model, batch, from_features, opt.device);
-        value = loss.item();
-      } else {
-        // The loss one process would compute on the global batch is the mean over ALL its real
-        // tokens: sum over ranks of each rank's loss sum, over the global token count (not the
-        // average of the ranks' means, which would weigh a rank's tokens by its own count). The
-        // token counts, loss sums, images and Ctrl-C flags travel in one small reduction before
-        // the backward pass: every rank then knows the global count, stops at the same step, and
-        // sees a non-finite loss at the same step.
-        const bool have = batch.size() > 0;
-        local_tokens = have ? static_cast<double>(real_tokens(batch)) : 0.0;
-        double local_mean = 0;
-        if (have) {
-          loss = batch_loss(model, batch, from_features, opt.device);
-          local_mean = loss.item();
-        }
-        const bool stop_here = opt.stop_requested && opt.stop_requested->load();
-        std::vector<double> totals{local_tokens, local_mean * local_tokens, stop_here ? 1.0 : 0.0,
-                                   static_cast<double>(batch.size())};
-        sync->all_reduce_host(totals);
-        // Every image of the global batch unreadable: skipped by every rank, as one process
-        // skips such a batch.
-        if (totals[3] == 0) continue;
-        global_tokens = totals[0];
-        value = global_tokens > 0 ? totals[1] / global_tokens : 0.0;
-        batch_images = static_cast<int64_t>(totals[3]);
-        stop_now = totals[2] > 0;
-      }
-      if (!std::isfinite(value)) {
-        std::ostringstream msg;
-        msg << "training stopped: the loss became " << value << " at global step " << global_step + 1
-            << " (epoch " << epoch + 1 << ", step " << step + 1 << "); the last good checkpoint is "
-            << (result.checkpoint.empty() ? (opt.resume ? ckpt_path : std::string("(none written yet)"))
-                                          : result.checkpoint)
-            << ". Try a lower --lr or --clip-norm.";
-        throw NonFiniteLoss(msg.str());
-      }
-      if (!dp) {
-        loss.backward();
-      } else {
-        // Each rank differentiates (its loss sum) / (global count) = local mean * local count /
-        // global count; the SUM of these gradients over the ranks is then the gradient of the
-        // global mean. One flat all-reduce carries every gradient (and the averaged BatchNorm
-        // statistics); a rank with nothing to learn from this step contributes zeros.
-        if (loss.defined() && local_tokens > 0 && global_tokens > 0)
-          mul_scalar(loss, local_tokens / global_tokens).backward();
-        sync->all_reduce_gradients(trainable, training_buffers);
-      }
-      // Clipping after the all-reduce: the norm is the global gradient's, the same on each rank.
-      if (opt.clip_norm > 0) nn::clip_grad_norm(trainable, opt.clip_norm);
-      const double lr = optimizer.current_lr();
-      optimizer.step();
-      fault_point("step");
-      ++step;
-      ++global_step;
-      result.step_losses.push_back(value);
-      running += value;
-      ++running_n;
-      images_seen += batch_images;  // global: img/s is the whole job's throughput
-
-      const double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-      const double ips = images_seen / std::max(elapsed, 1e-9);
-      if (log)
-        log->row() << global_step << "," << epoch + 1 << "," << step << "," << value << "," << lr << ","
-                   << ips << ",\n";
-      curve.train.push_back(static_cast<float>(value));
-      if (opt.progress_bar && lead) {
-        const int width = 24;
-        const int filled = static_cast<int>(width * step / steps_per_epoch);
-        const double eta = (steps_per_epoch - step) * elapsed / std::max<int64_t>(1, step - first_step);
-        std::cout << "\repoch " << epoch + 1 << "/" << opt.epochs << " ["
-                  << std::string(filled, '#') << std::string(width - filled, '.') << "] step "
-                  << step << "/" << steps_per_epoch << " | " << std::fixed << std::setprecision(1)
-                  << ips << " img/s | loss " << std::setprecision(4) << running / running_n
-                  << " | ETA " << format_duration(eta) << "   " << std::flush;
-      }
-      if (opt.checkpoint_every > 0 && global_step % opt.checkpoint_every == 0) checkpoint(epoch, step);
-      if (!dp) stop_now = opt.stop_requested && opt.stop_requested->load();
-      if (stop_now) {
-        checkpoint(epoch, step);
-        if (lead)
-          std::cout << "\ninterrupted: checkpoint saved to " << ckpt_path << " (continue with --resume)\n";
-        result.interrupted = true;
-        result.global_step = global_step;
-        if (dp) result.communication_seconds = sync->communication_seconds();
-        return result;
-      }
+// Forward, masked loss, backward, optimizer step. Data-parallel, each rank does this on its slice
+// of the global batch and the ranks sum what makes it the step one process would take.
+StepResult TrainingRun::train_step(const CaptionBatch& batch, const EpochProgress& progress) {
+  optimizer_->zero_grad();
+  StepResult s;
+  Tensor loss;
+  s.images = batch.size();
+  double local_tokens = 0, global_tokens = 0;  // data-parallel
+  if (!dp_) {
+    loss = batch_loss(model_, batch, from_features_, opt_.device);
+    s.loss = loss.item();
+  } else {
+    // The loss one process would compute on the global batch is the mean over ALL its real
+    // tokens: sum over ranks of each rank's loss sum, over the global token count (not the
+    // average of the ranks' means, which would weigh a rank's tokens by its own count). The
+    // token counts, loss sums, images and Ctrl-C flags travel in one small reduction before
+    // the backward pass: every rank then knows the global count, stops at the same step, and
+    // sees a non-finite loss at the same step.
+    const bool have = batch.size() > 0;
+    local_tokens = have ? static_cast<double>(real_tokens(batch)) : 0.0;
+    double local_mean = 0;
+    if (have) {
+      loss = batch_loss(model_, batch, from_features_, opt_.device);
+      local_mean = loss.item();
     }
-    if (opt.progress_bar && lead) std::cout << "\n";
-    if (opt.max_steps >= 0 && static_cast<int64_t>(result.step_losses.size()) >= opt.max_steps &&
-        step < steps_per_epoch) {
-      checkpoint(epoch, step);
-      break;
+    const bool stop_here = opt_.stop_requested && opt_.stop_requested->load();
+    std::vector<double> totals{local_tokens, local_mean * local_tokens, stop_here ? 1.0 : 0.0,
+                               static_cast<double>(batch.size())};
+    sync_->all_reduce_host(totals);
+    // Every image of the global batch unreadable: skipped by every rank, as one process
+    // skips such a batch.
+    if (totals[3] == 0) {
+      s.skipped = true;
+      return s;
     }
-    // End of epoch: validation loss, sample captions, checkpoint.
-    double val_loss = 0;
-    if (!data.val.images.empty()) {
-      fault_point("validation");
-      // Data-parallel: every rank evaluates its slice of each validation batch (evaluate_loss).
-      val_loss = evaluate_loss(model, data.val, data.tokenizer, opt.batch_size, opt.device,
-                               opt.feature_cache, dp ? opt.comm : nullptr);
-      result.last_val_loss = val_loss;
-      if (lead)
-        std::cout << "epoch " << epoch + 1 << ": train loss " << std::setprecision(4)
-                  << (running_n ? running / running_n : 0) << ", validation loss " << val_loss << "\n";
-      if (log) log->row() << global_step << "," << epoch + 1 << "," << step << ",,,," << val_loss << "\n";
-      curve.add_validation(static_cast<float>(val_loss));
-      if (opt.sample_captions > 0 && !from_features && lead) {
-        NoGradGuard no_grad;
-        model.eval();
-        Generator gen(opt.seed);
-        DecodeOptions dopt;
-        dopt.start_id = data.tokenizer.id_of(kStartMarker);
-        dopt.end_id = data.tokenizer.id_of(kEndMarker);
-        dopt.max_length = data.tokenizer.sequence_length();
-        for (int i = 0; i < std::min<int>(opt.sample_captions, data.val.images.size()); ++i) {
-          const CaptionedImage& im = data.val.images[i];
-          try {
-            std::vector<float> px = load_image_for_model(im.path, model.config().image_size,
-                                                         scaling_of(model.config()));
-            const int64_t s = model.config().image_size;
-            Tensor features = model.encode(Tensor::from_vector(px, {1, s, s, 3}).to(opt.device));
-            DecodedCaption c = decode_caption(model, features, dopt, gen);
-            std::cout << "  " << im.file_name << ": \"" << data.tokenizer.decode(c.tokens, true)
-                      << "\"  (reference: \"" << im.captions[0] << "\")\n";
-          } catch (const std::exception& e) {
-            std::cout << "  " << im.file_name << ": could not caption: " << e.what() << "\n";
-          }
-        }
-        model.train(true);
-      }
-    }
-    checkpoint(epoch + 1, 0);
-    if (lead) write_loss_curve(opt.out_dir, curve);
+    global_tokens = totals[0];
+    s.loss = global_tokens > 0 ? totals[1] / global_tokens : 0.0;
+    s.images = static_cast<int64_t>(totals[3]);
+    s.stop = totals[2] > 0;
   }
+  // Checked before backward(): a NaN never reaches the weights.
+  if (!std::isfinite(s.loss)) {
+    std::ostringstream msg;
+    msg << "training stopped: the loss became " << s.loss << " at global step " << global_step_ + 1 << " (epoch "
+        << progress.epoch + 1 << ", step " << progress.step + 1 << "); the last good checkpoint is "
+        << (result_.checkpoint.empty() ? (opt_.resume ? ckpt_path_ : std::string("(none written yet)"))
+                                       : result_.checkpoint)
+        << ". Try a lower --lr or --clip-norm.";
+    throw NonFiniteLoss(msg.str());
+  }
+  if (!dp_) {
+    loss.backward();
+  } else {
+    // Each rank differentiates (its loss sum) / (global count) = local mean * local count /
+    // global count; the SUM of these gradients over the ranks is then the gradient of the
+    // global mean. One flat all-reduce carries every gradient (and the averaged BatchNorm
+    // statistics); a rank with nothing to learn from this step contributes zeros.
+    if (loss.defined() && local_tokens > 0 && global_tokens > 0)
+      mul_scalar(loss, local_tokens / global_tokens).backward();
+    sync_->all_reduce_gradients(trainable_, training_buffers_);
+  }
+  // Clipping after the all-reduce: the norm is the global gradient's, the same on each rank.
+  if (opt_.clip_norm > 0) nn::clip_grad_norm(trainable_, opt_.clip_norm);
+  s.learning_rate = optimizer_->current_lr();
+  optimizer_->step();
+  fault_point("step");
+  return s;
+}
+
+// Counts the step, and writes its log row, its point of the loss curve and the progress bar.
+void TrainingRun::record_step(const StepResult& s, EpochProgress& progress) {
+  ++progress.step;
+  ++global_step_;
+  result_.step_losses.push_back(s.loss);
+  progress.loss_sum += s.loss;
+  ++progress.losses;
+  progress.images += s.images;
+
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - progress.start).count();
+  const double ips = progress.images / std::max(elapsed, 1e-9);
+  if (log_)
+    log_->row() << global_step_ << "," << progress.epoch + 1 << "," << progress.step << "," << s.loss << ","
+                << s.learning_rate << "," << ips << ",\n";
+  curve_.train.push_back(static_cast<float>(s.loss));
+  if (opt_.progress_bar && lead_) {
+    const int width = 24;
+    const int filled = static_cast<int>(width * progress.step / steps_per_epoch_);
+    const double eta = (steps_per_epoch_ - progress.step) * elapsed /
+                       std::max<int64_t>(1, progress.step - progress.first_step);
+    std::cout << "\repoch " << progress.epoch + 1 << "/" << opt_.epochs << " [" << std::string(filled, '#')
+              << std::string(width - filled, '.') << "] step " << progress.step << "/" << steps_per_epoch_
+              << " | " << std::fixed << std::setprecision(1) << ips << " img/s | loss " << std::setprecision(4)
+              << progress.loss_sum / progress.losses << " | ETA " << format_duration(eta) << "   " << std::flush;
+  }
+}
+
+// Ctrl-C (or SIGTERM): save where the run stands and return; --resume continues from there.
+TrainResult TrainingRun::interrupt(Position at) {
+  checkpoint(at);
+  if (lead_) std::cout << "\ninterrupted: checkpoint saved to " << ckpt_path_ << " (continue with --resume)\n";
+  result_.interrupted = true;
+  result_.global_step = global_step_;
+  if (dp_) result_.communication_seconds = sync_->communication_seconds();
+  return std::move(result_);
+}
+
+// The validation loss (no gradients), printed with the epoch's training loss and logged.
+void TrainingRun::validate(const EpochProgress& progress) {
+  if (data_.val.images.empty()) return;
+  fault_point("validation");
+  // Data-parallel: every rank evaluates its slice of each validation batch (evaluate_loss).
+  const double val_loss = evaluate_loss(model_, data_.val, data_.tokenizer, opt_.batch_size, opt_.device,
+                                        opt_.feature_cache, dp_ ? opt_.comm : nullptr);
+  result_.last_val_loss = val_loss;
+  if (lead_)
+    std::cout << "epoch " << progress.epoch + 1 << ": train loss " << std::setprecision(4) << progress.mean_loss()
+              << ", validation loss " << val_loss << "\n";
+  if (log_)
+    log_->row() << global_step_ << "," << progress.epoch + 1 << "," << progress.step << ",,,," << val_loss << "\n";
+  curve_.add_validation(static_cast<float>(val_loss));
+}
+
+// The first few validation images captioned greedily, next to a reference (rank 0, from images
+// only: a feature cache has no pixels).
+void TrainingRun::print_sample_captions() {
+  if (data_.val.images.empty() || opt_.sample_captions <= 0 || from_features_ || !lead_) return;
+  model_.eval();
+  Generator gen(opt_.seed);
+  const DecodeOptions dopt = decode_options_for(data_.tokenizer);
+  for (int i = 0; i < std::min<int>(opt_.sample_captions, data_.val.images.size()); ++i) {
+    const CaptionedImage& im = data_.val.images[i];
+    try {
+      const ImageCaption c = caption_image(model_, data_.tokenizer, read_jpeg(im.path), dopt, gen);
+      std::cout << "  " << im.file_name << ": \"" << c.text << "\"  (reference: \"" << im.captions[0] << "\")\n";
+    } catch (const std::exception& e) {
+      std::cout << "  " << im.file_name << ": could not caption: " << e.what() << "\n";
+    }
+  }
+  model_.train(true);
+}
+
+nlohmann::json TrainingRun::progress_json(Position at) const {
+  return nlohmann::json{{"epoch", at.epoch},
+                        {"step_in_epoch", at.step},
+                        {"global_step", global_step_},
+                        {"seed", opt_.seed},
+                        {"steps_per_epoch", steps_per_epoch_},
+                        {"batch_size", opt_.batch_size}};  // global: steps count batches of this size
+}
+
+// Model, optimizer, tokenizer and `at` saved atomically, after the log rows up to this step.
+void TrainingRun::checkpoint(Position at) {
+  if (dp_) {
+    // Never save one rank's state when the ranks have drifted apart (docs/distributed.md).
+    sync_->check_ranks_agree(rank_state_, {global_step_, optimizer_->iterations()},
+                             "at global step " + std::to_string(global_step_));
+  }
+  if (lead_) {
+    log_->sync();
+    save_training_checkpoint(ckpt_path_, model_, &*optimizer_, data_.tokenizer, progress_json(at));
+  }
+  // The other ranks wait for the save: when any rank returns (interrupted, done) or a kill
+  // stops the job, the checkpoint on disk is the one of this step.
+  if (dp_) sync_->barrier();
+  result_.checkpoint = ckpt_path_;
+}
+
+TrainResult TrainingRun::finish() {
   // Each rank read its own images: each reports its own unreadable ones (rank 0 on stdout, the
   // others on stderr, which tools/train leaves open on every rank).
-  if (batcher.bad_images() > 0)
-    (lead ? std::cout : std::cerr) << (dp ? "rank " + std::to_string(opt.comm->rank()) + ": " : std::string())
-                                   << "skipped " << batcher.bad_images()
-                                   << " unreadable image(s) during training; first: "
-                                   << batcher.bad_image_messages().front() << "\n";
-  if (lead) write_loss_curve(opt.out_dir, curve);
-  result.global_step = global_step;
-  if (dp) result.communication_seconds = sync->communication_seconds();
-  return result;
+  if (batcher_->bad_images() > 0)
+    (lead_ ? std::cout : std::cerr) << (dp_ ? "rank " + std::to_string(opt_.comm->rank()) + ": " : std::string())
+                                    << "skipped " << batcher_->bad_images()
+                                    << " unreadable image(s) during training; first: "
+                                    << batcher_->bad_image_messages().front() << "\n";
+  plot_loss_curve();
+  result_.global_step = global_step_;
+  if (dp_) result_.communication_seconds = sync_->communication_seconds();
+  return std::move(result_);
+}
+
+}  // namespace
+
+TrainResult train_captioner(Captioner& model, const TrainData& data, const TrainOptions& opt) {
+  // Prepare: the batches, the model on its device and its optimizer (resumed from the checkpoint
+  // with --resume), every rank at the same start, the log.
+  TrainingRun run(model, data, opt);
+  for (int epoch = run.start().epoch; epoch < opt.epochs; ++epoch) {
+    EpochProgress progress = run.start_epoch(epoch);
+    CaptionBatch batch;
+    while (run.next_batch(batch)) {
+      if (run.step_limit_reached()) break;
+      const StepResult s = run.train_step(batch, progress);  // forward, masked loss, backward, Adam
+      if (s.skipped) continue;
+      run.record_step(s, progress);  // log row, loss curve, progress bar
+      if (run.checkpoint_due()) run.checkpoint({epoch, progress.step});
+      if (run.stop_requested(s)) return run.interrupt({epoch, progress.step});
+    }
+    run.end_progress_bar();
+    // A run cut short by max_steps mid-epoch saves where it stopped, without validating.
+    if (run.step_limit_reached() && progress.step < run.steps_per_epoch()) {
+      run.checkpoint({epoch, progress.step});
+      break;
+    }
+    // End of epoch: validation loss, sample captions, checkpoint, loss curve.
+    run.validate(progress);
+    run.print_sample_captions();
+    run.checkpoint({epoch + 1, 0});
+    run.plot_loss_curve();
+  }
+  return run.finish();  // unreadable images reported, the final loss curve
 }
 
 }  // namespace glimpse::models

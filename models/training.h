@@ -67,6 +67,10 @@ struct NonFiniteLoss : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Trains `model` on data.train for options.epochs epochs (with options.resume, on from the
+// checkpoint in options.out_dir), writing checkpoints, the log and the loss curve there. Each step
+// is one teacher-forced batch: forward, masked loss, backward, Adam step. Returns early, after a
+// checkpoint, when options.stop_requested is set; throws NonFiniteLoss.
 TrainResult train_captioner(Captioner& model, const TrainData& data, const TrainOptions& options);
 
 // x [B, ...] -> [B*k, ...] with row i repeated k times (rows i*k .. i*k+k-1): one image's features
@@ -87,14 +91,14 @@ struct CheckpointModel {
 };
 CheckpointModel read_checkpoint_model(const std::string& path);
 
-// Loads a checkpoint for inference: builds the model from the stored config, fills its weights,
-// restores the tokenizer.
 struct LoadedModel {
   std::unique_ptr<Captioner> model;
   std::unique_ptr<Tokenizer> tokenizer;
   nlohmann::json progress;
 };
-// For inference: eval mode, and on the CPU the encoder's BatchNorms folded into its convs.
+// Loads a checkpoint for inference: builds the model from the stored config (checked by
+// read_checkpoint_model), fills its weights, restores the tokenizer. The model is in eval mode,
+// and on the CPU the encoder's BatchNorms are folded into its convs.
 LoadedModel load_captioner(const std::string& checkpoint_path, Device device = Device::CPU);
 
 // The mean masked loss over a split (no gradients): each batch's mean over its real tokens,

@@ -5,9 +5,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
 #include "io/tokenizer.h"
+#include "models/caption_image.h"
 #include "models/captioner.h"
 #include "models/decoding.h"
 #include "models/training.h"
@@ -31,7 +33,7 @@ CaptionerConfig small_config(const std::string& decoder = "gru") {
   c.units = c.embedding_dim = 16;
   c.max_caption_len = 6;
   // "gru-fed": the GRU decoder with input feeding
-  c.decoder = decoder == "gru-fed" ? "gru" : decoder;
+  c.decoder = parse_decoder(decoder == "gru-fed" ? "gru" : decoder);
   c.input_feeding = decoder == "gru-fed";
   c.decoder_layers = 2;
   c.heads = 4;
@@ -185,8 +187,35 @@ TEST_CASE("the transformer decoder is causal: a later token never changes earlie
   CaptionerConfig bad = small_config("transformer");
   bad.heads = 3;
   CHECK_THROWS_WITH(Captioner(bad, 1), doctest::Contains("not divisible by 3 heads"));
-  bad = small_config("lstm");
-  CHECK_THROWS_WITH(Captioner(bad, 1), doctest::Contains("unknown decoder 'lstm'"));
+  // An unknown decoder cannot reach the constructor any more: its name is refused when parsed.
+  CHECK_THROWS_WITH(Captioner(small_config("lstm"), 1), doctest::Contains("unknown decoder 'lstm'"));
+}
+
+TEST_CASE("the config's choices are enums spelled as the checkpoint's strings") {
+  for (EncoderKind e : {EncoderKind::Tiny, EncoderKind::InceptionResNetV2}) CHECK(parse_encoder(to_string(e)) == e);
+  for (DecoderKind d : {DecoderKind::Gru, DecoderKind::Transformer}) CHECK(parse_decoder(to_string(d)) == d);
+  for (PixelScaling p : {PixelScaling::Inception, PixelScaling::Unit}) CHECK(parse_pixel_scaling(to_string(p)) == p);
+  CHECK(to_string(EncoderKind::InceptionResNetV2) == "inception_resnet_v2");
+  CHECK(to_string(DecoderKind::Transformer) == "transformer");
+  CHECK(to_string(PixelScaling::Unit) == "unit");
+  // A bad name is refused with the field and the allowed values.
+  CHECK_THROWS_WITH_AS(parse_encoder("resnet"), "unknown encoder 'resnet' (expected tiny or inception_resnet_v2)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_decoder("lstm"), "unknown decoder 'lstm' (expected gru or transformer)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_pixel_scaling("Unit"), "unknown pixel_scaling 'Unit' (expected inception or unit)",
+                       std::invalid_argument);
+  // The file format keeps the strings, and reads them back into the same config.
+  CaptionerConfig c = small_config("transformer");
+  c.pixel_scaling = PixelScaling::Unit;
+  const nlohmann::json j = c.to_json();
+  CHECK(j.at("encoder") == "tiny");
+  CHECK(j.at("decoder") == "transformer");
+  CHECK(j.at("pixel_scaling") == "unit");
+  const CaptionerConfig back = CaptionerConfig::from_json(j);
+  CHECK(back.encoder == EncoderKind::Tiny);
+  CHECK(back.decoder == DecoderKind::Transformer);
+  CHECK(back.pixel_scaling == PixelScaling::Unit);
 }
 
 TEST_CASE("decoding strategies: greedy is beam-1, sampling is seeded, beam finds higher likelihood") {
@@ -221,6 +250,41 @@ TEST_CASE("decoding strategies: greedy is beam-1, sampling is seeded, beam finds
         decode_caption(model, features, sample, s2).tokens);
   CHECK(g.attention.size() == g.tokens.size());
   }
+}
+
+TEST_CASE("caption_image is preprocess, encode, decode and detokenize, for every strategy") {
+  CaptionerConfig config = small_config();
+  config.pixel_scaling = PixelScaling::Unit;  // the config's scaling is the one applied
+  Captioner model(config, 19);
+  model.eval();
+  Tokenizer tok(std::vector<std::string>{"", "[UNK]", "a", "<start>", "<end>", "b", "c", "d", "e", "f", "g", "h"}, 6);
+  const DecodeOptions fitted = decode_options_for(tok);
+  CHECK(fitted.start_id == 3);
+  CHECK(fitted.end_id == 4);
+  CHECK(fitted.max_length == 6);
+  CHECK(fitted.strategy == DecodeOptions::Strategy::Greedy);
+  Image image;
+  image.height = 40;
+  image.width = 56;
+  for (int i = 0; i < image.height * image.width * 3; ++i) image.pixels.push_back(static_cast<uint8_t>(i * 37 % 251));
+  for (DecodeOptions::Strategy strategy :
+       {DecodeOptions::Strategy::Greedy, DecodeOptions::Strategy::Beam, DecodeOptions::Strategy::Sample}) {
+    DecodeOptions options = fitted;
+    options.strategy = strategy;
+    Generator by_hand_gen(5), shared_gen(5);
+    DecodedCaption by_hand;
+    {
+      NoGradGuard no_grad;
+      const Tensor pixels = Tensor::from_vector(preprocess_image(image, 128, PixelScaling::Unit), {1, 128, 128, 3});
+      by_hand = decode_caption(model, model.encode(pixels), options, by_hand_gen);
+    }
+    const ImageCaption c = caption_image(model, tok, image, options, shared_gen);
+    CHECK(c.decoded.tokens == by_hand.tokens);
+    CHECK(c.decoded.log_probability == by_hand.log_probability);
+    CHECK(c.decoded.attention == by_hand.attention);
+    CHECK(c.text == tok.decode(by_hand.tokens, true));
+  }
+  CHECK(grad_mode_enabled());  // the no-gradient scope ends with the call
 }
 
 TEST_CASE("checkpoints round-trip exactly, replace atomically and report every mismatch") {

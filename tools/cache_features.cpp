@@ -53,12 +53,12 @@ int main(int argc, char** argv) {
 
     using Limits = models::CaptionerConfig;
     models::CaptionerConfig config = models::CaptionerConfig::notebook();
-    config.encoder = flags.choice("encoder", {"tiny", "inception_resnet_v2"});
+    config.encoder = models::parse_encoder(flags.choice("encoder", {"tiny", "inception_resnet_v2"}));
     config.image_size =
         flags.given("image-size")
             ? static_cast<int>(flags.integer("image-size", Limits::kMinImageSize, Limits::kMaxImageSize))
-            : (config.encoder == "tiny" ? 128 : 299);
-    config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
+            : (config.encoder == models::EncoderKind::Tiny ? 128 : 299);
+    config.pixel_scaling = parse_pixel_scaling(flags.choice("pixel-scaling", {"inception", "unit"}));
     const int batch = static_cast<int>(flags.integer("batch", 1, 4096));
     const uint64_t seed = static_cast<uint64_t>(flags.integer("seed", 0));
     // The gathered features travel in host memory whatever the device (they go to disk from
@@ -98,11 +98,10 @@ int main(int argc, char** argv) {
     model.encoder->to(device);
     model.encoder->eval();
 
-    FeatureCacheInfo info{config.encoder, config.image_size, config.pixel_scaling, model.grid_cells(),
-                          model.encoder->output_channels(), model.encoder->fingerprint()};
+    FeatureCacheInfo info{models::to_string(config.encoder), config.image_size, to_string(config.pixel_scaling),
+                          model.grid_cells(), model.encoder->output_channels(), model.encoder->fingerprint()};
     std::vector<int64_t> ids;
     for (const CaptionedImage& im : images) ids.push_back(im.image_id);
-    const PixelScaling scaling = config.pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
     const int64_t S = config.image_size;
     int failures = 0;
     auto encode = [&](size_t first, size_t count) {
@@ -110,7 +109,7 @@ int main(int argc, char** argv) {
       pixels.reserve(count * S * S * 3);
       for (size_t i = first; i < first + count; ++i) {
         try {
-          std::vector<float> px = load_image_for_model(images[i].path, config.image_size, scaling);
+          std::vector<float> px = load_image_for_model(images[i].path, config.image_size, config.pixel_scaling);
           pixels.insert(pixels.end(), px.begin(), px.end());
         } catch (const std::exception& e) {
           // One unreadable image must not cost a run of hours: it is cached as an all-zero input,
@@ -124,8 +123,8 @@ int main(int argc, char** argv) {
       Tensor x = Tensor::from_vector(pixels, {static_cast<int64_t>(count), S, S, 3}).to(device);
       return model.encoder_features(x).to(Device::CPU);
     };
-    std::cout << "encoding " << ids.size() << " images with " << config.encoder << " at " << S << "x" << S
-              << " -> " << info.cells << "x" << info.channels << " features each"
+    std::cout << "encoding " << ids.size() << " images with " << models::to_string(config.encoder) << " at " << S
+              << "x" << S << " -> " << info.cells << "x" << info.channels << " features each"
               << (ranks > 1 ? " on " + std::to_string(ranks) + " ranks" : std::string()) << "\n";
     if (ranks > 1) {
       // Features from different encoders would mix silently in one file: every rank must hold the

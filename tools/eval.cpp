@@ -9,13 +9,12 @@
 
 #include "cli.h"
 #include "io/atomic_file.h"
-#include "io/batches.h"
 #include "io/captions.h"
+#include "io/image.h"
 #include "io/shapes_scoring.h"
+#include "models/caption_image.h"
 #include "models/caption_metrics.h"
-#include "models/decoding.h"
 #include "models/training.h"
-#include "tensor/autograd.h"
 
 using namespace glimpse;
 namespace fs = std::filesystem;
@@ -47,17 +46,11 @@ int main(int argc, char** argv) {
     models::LoadedModel loaded = models::load_captioner(flags.str("model"), device);
     models::Captioner& model = *loaded.model;
     const Tokenizer& tokenizer = *loaded.tokenizer;
-    models::DecodeOptions dopt;
-    dopt.start_id = tokenizer.id_of(kStartMarker);
-    dopt.end_id = tokenizer.id_of(kEndMarker);
-    dopt.max_length = tokenizer.sequence_length();
+    models::DecodeOptions dopt = models::decode_options_for(tokenizer);
     if (beam > 0) {
       dopt.strategy = models::DecodeOptions::Strategy::Beam;
       dopt.beam_size = beam;
     }
-    const PixelScaling scaling =
-        model.config().pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
-    const int S = model.config().image_size;
 
     // Shapes scenes carry their ground truth in the annotations file.
     std::map<int64_t, SceneTruth> truth;
@@ -77,10 +70,7 @@ int main(int argc, char** argv) {
       const CaptionedImage& im = data.images[i];
       std::string caption;
       try {
-        std::vector<float> px = load_image_for_model(im.path, S, scaling);
-        NoGradGuard no_grad;
-        Tensor features = model.encode(Tensor::from_vector(px, {1, S, S, 3}).to(device));
-        caption = tokenizer.decode(models::decode_caption(model, features, dopt, gen).tokens, true);
+        caption = models::caption_image(model, tokenizer, read_jpeg(im.path), dopt, gen).text;
       } catch (const std::exception& e) {
         ++failures;
         std::cerr << "error: " << im.path << ": " << e.what() << "\n";

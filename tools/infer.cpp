@@ -7,12 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "io/batches.h"
 #include "io/image.h"
 #include "models/attention_map.h"
-#include "models/decoding.h"
+#include "models/caption_image.h"
 #include "models/training.h"
-#include "tensor/autograd.h"
 
 using namespace glimpse;
 namespace fs = std::filesystem;
@@ -97,7 +95,7 @@ int main(int argc, char** argv) {
     if (flags.positional().empty()) throw cli::UsageError("infer: give at least one image or directory");
     const Device device = cli::device_from_flags(flags, "infer");
     // Every flag is validated before the model is loaded.
-    models::DecodeOptions dopt;
+    models::DecodeOptions dopt;  // the tokenizer's ids and length are filled in once it is loaded
     const int beam = static_cast<int>(flags.integer("beam", 0, 256));
     if (beam > 0 && flags.on("sample")) throw cli::UsageError("infer: choose --beam or --sample, not both");
     if (beam > 0) {
@@ -116,9 +114,10 @@ int main(int argc, char** argv) {
     models::LoadedModel loaded = models::load_captioner(flags.str("model"), device);
     models::Captioner& model = *loaded.model;
     const Tokenizer& tokenizer = *loaded.tokenizer;
-    dopt.start_id = tokenizer.id_of(kStartMarker);
-    dopt.end_id = tokenizer.id_of(kEndMarker);
-    dopt.max_length = max_len > 0 ? max_len : tokenizer.sequence_length();
+    const models::DecodeOptions fitted = models::decode_options_for(tokenizer);
+    dopt.start_id = fitted.start_id;
+    dopt.end_id = fitted.end_id;
+    dopt.max_length = max_len > 0 ? max_len : fitted.max_length;
 
     std::vector<Input> images;
     for (const std::string& arg : flags.positional()) {
@@ -126,20 +125,15 @@ int main(int argc, char** argv) {
       if (fs::is_directory(arg, ec)) add_directory(arg, images);
       else images.push_back({arg, ""});  // read_jpeg says what is wrong with it, if anything
     }
-    const PixelScaling scaling =
-        model.config().pixel_scaling == "unit" ? PixelScaling::Unit : PixelScaling::Inception;
-    const int S = model.config().image_size;
     int failures = 0;
     for (size_t i = 0; i < images.size(); ++i) {
       const std::string& path = images[i].path;
       try {
         if (!images[i].error.empty()) throw std::runtime_error(images[i].error);
-        Image image = read_jpeg(path);
-        std::vector<float> px = preprocess_image(image, S, scaling);
-        NoGradGuard no_grad;
-        Tensor features = model.encode(Tensor::from_vector(px, {1, S, S, 3}).to(device));
-        models::DecodedCaption c = models::decode_caption(model, features, dopt, gen);
-        const std::string caption = tokenizer.decode(c.tokens, true);
+        const Image image = read_jpeg(path);
+        const models::ImageCaption captioned = models::caption_image(model, tokenizer, image, dopt, gen);
+        const models::DecodedCaption& c = captioned.decoded;
+        const std::string& caption = captioned.text;
         std::string map_file;
         if (!flags.str("attention-map").empty()) {
           map_file = map_path_for(flags.str("attention-map"), i, images.size());

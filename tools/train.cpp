@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
     models::CaptionerConfig config = shapes ? models::CaptionerConfig::tiny_shapes()
                                             : models::CaptionerConfig::notebook();
     if (flags.given("encoder")) {
-      config.encoder = flags.choice("encoder", {"tiny", "inception_resnet_v2"});
-      if (config.encoder == "tiny") {
+      config.encoder = models::parse_encoder(flags.choice("encoder", {"tiny", "inception_resnet_v2"}));
+      if (config.encoder == models::EncoderKind::Tiny) {
         config.image_size = 128;
         config.freeze_encoder = false;
       } else {
@@ -112,15 +112,15 @@ int main(int argc, char** argv) {
     if (flags.given("units")) config.units = config.embedding_dim = flags.integer("units", 1, Limits::kMaxUnits);
     if (flags.given("image-size"))
       config.image_size = static_cast<int>(flags.integer("image-size", Limits::kMinImageSize, Limits::kMaxImageSize));
-    config.pixel_scaling = flags.choice("pixel-scaling", {"inception", "unit"});
-    config.decoder = flags.choice("decoder", {"gru", "transformer"});
+    config.pixel_scaling = parse_pixel_scaling(flags.choice("pixel-scaling", {"inception", "unit"}));
+    config.decoder = models::parse_decoder(flags.choice("decoder", {"gru", "transformer"}));
     if (flags.given("input-feeding")) config.input_feeding = flags.choice("input-feeding", {"on", "off"}) == "on";
-    if (config.input_feeding && config.decoder != "gru")
+    if (config.input_feeding && config.decoder != models::DecoderKind::Gru)
       throw cli::UsageError("train: --input-feeding is an option of the GRU decoder only");
     config.decoder_layers = flags.integer("layers", 1, Limits::kMaxDecoderLayers);
     config.heads = flags.integer("heads", 1, Limits::kMaxHeads);
-    if (config.decoder == "transformer") config.embedding_dim = config.units;  // one width throughout
-    if (config.decoder == "transformer" && config.units % config.heads != 0)
+    if (config.decoder == models::DecoderKind::Transformer) config.embedding_dim = config.units;  // one width throughout
+    if (config.decoder == models::DecoderKind::Transformer && config.units % config.heads != 0)
       throw cli::UsageError("train: --units " + std::to_string(config.units) +
                             " is not divisible by --heads " + std::to_string(config.heads));
 
@@ -216,11 +216,12 @@ int main(int argc, char** argv) {
       opt.feature_cache = std::make_shared<FeatureCache>(flags.str("feature-cache"));
       // (train_captioner checks that the cache matches this encoder and its weights)
     }
-    std::cout << "model: encoder " << config.encoder << " (" << (config.freeze_encoder ? "frozen" : "trained")
-              << "), decoder " << config.decoder
-              << (config.decoder == "transformer" ? " (" + std::to_string(config.decoder_layers) + " layers, " +
-                                                         std::to_string(config.heads) + " heads)"
-                                                   : std::string(config.input_feeding ? " with input feeding" : ""))
+    std::cout << "model: encoder " << models::to_string(config.encoder) << " ("
+              << (config.freeze_encoder ? "frozen" : "trained") << "), decoder " << models::to_string(config.decoder)
+              << (config.decoder == models::DecoderKind::Transformer
+                      ? " (" + std::to_string(config.decoder_layers) + " layers, " + std::to_string(config.heads) +
+                            " heads)"
+                      : std::string(config.input_feeding ? " with input feeding" : ""))
               << ", " << model->grid_size() << "x" << model->grid_size() << " attention grid, vocabulary "
               << config.vocab_size << ", " << model->count_parameters(true) << " trainable parameters\n"
               << "data: " << data.train.images.size() << " training images, " << data.val.images.size()

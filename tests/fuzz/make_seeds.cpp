@@ -110,13 +110,13 @@ std::vector<std::pair<std::string, models::CaptionerConfig>> small_configs() {
   gru.embedding_dim = 2;
   gru.units = 4;
   models::CaptionerConfig transformer = gru;
-  transformer.decoder = "transformer";
+  transformer.decoder = models::DecoderKind::Transformer;
   transformer.embedding_dim = transformer.units;  // one width throughout the Transformer
   transformer.decoder_layers = 1;
   transformer.heads = 2;
   transformer.ff_dim = 4;
   transformer.position_embedding = false;
-  transformer.pixel_scaling = "unit";
+  transformer.pixel_scaling = PixelScaling::Unit;
   return {{"gru", gru}, {"transformer", transformer}};
 }
 
