@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "nn/init.h"
+#include "tensor/profiler.h"
 
 namespace glimpse::nn {
 
@@ -36,6 +37,7 @@ Dense::Dense(const std::string& name, int64_t in, int64_t n_units, Generator& ge
 }
 
 Tensor Dense::forward(const Tensor& x) const {
+  GLIMPSE_OP_SCOPE("Dense:" + name(), forward, x);
   if (x.rank() < 1 || x.shape().back() != in_features)
     throw std::invalid_argument("Dense '" + name() + "': expected input [..., " +
                                 std::to_string(in_features) + "], got " + shape_str(x.shape()));
