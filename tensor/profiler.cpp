@@ -159,8 +159,14 @@ void print_line(const std::string& line) {
 
 std::string line_start(int depth) { return "[glimpse] " + std::string(2 * depth, ' '); }
 
+// "matmul([2, 3], [3, 4])"; a region without inputs ("Adam.step") is its name alone.
+std::string call_text(const FrameData& f) {
+  if (f.inputs.empty() && f.kind == FrameKind::Region) return f.name;
+  return f.name + "(" + join(f.inputs) + ")";
+}
+
 void print_header(FrameData& f) {
-  print_line(line_start(f.depth) + f.name + "(" + join(f.inputs) + ") {");
+  print_line(line_start(f.depth) + call_text(f) + " {");
   f.header_printed = true;
 }
 
@@ -318,15 +324,15 @@ void Frame::close() {
     if (f.header_printed) {
       line += "} " + f.name;
     } else {
-      line += f.name + "(" + join(f.inputs) + ")";
+      line += call_text(f);
     }
     if (threw) {
       line += " threw";
     } else if (!f.outputs.empty()) {
       line += " -> " + (f.outputs.size() == 1 ? f.outputs[0] : "(" + join(f.outputs) + ")");
     }
-    line += std::string("  ") + (f.has_device ? device_name(f.device) : "-") + "  " +
-            format_seconds(seconds);
+    if (f.has_device) line += std::string("  ") + device_name(f.device);
+    line += "  " + format_seconds(seconds);
     if (f.flops > 0 && seconds > 0) {
       char buffer[64];
       std::snprintf(buffer, sizeof buffer, "  %.2f GFLOP/s", f.flops / seconds * 1e-9);
