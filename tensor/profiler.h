@@ -205,7 +205,8 @@ struct Options {
 
 // Starts a trace to be written to `path` (Trace Event JSON: "X" events with ts and dur in
 // microseconds, pid, tid, name, and args with the shapes), replacing any trace not yet written.
-// Checks at once that `path` can be written (std::runtime_error otherwise).
+// Checks at once that `path` can be written (std::runtime_error otherwise). Every op recorded is
+// held in memory until the file is written (a few hundred bytes each): trace a step, not a run.
 void start(const std::string& path, Options options = {});
 // Writes the file (a temporary file renamed over `path`, so a reader never sees half a trace) and
 // stops recording; returns the number of events written. When a step window already ended, the
