@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "nn/init.h"
+#include "tensor/profiler.h"
 
 namespace glimpse::nn {
 
@@ -28,6 +29,8 @@ Attention::Attention(const std::string& name, bool scale_on) : Module(name), use
 
 AttentionResult Attention::forward(const Tensor& query, const Tensor& value, const Tensor& key_in,
                                    bool use_causal_mask, const Tensor& value_mask) const {
+  GLIMPSE_OP_SCOPE("Attention:" + name(), forward, query, value, key_in, use_causal_mask,
+                   value_mask);
   const Tensor& key = key_in.defined() ? key_in : value;
   if (query.rank() != 3 || value.rank() != 3 || key.rank() != 3 ||
       query.shape()[2] != key.shape()[2] || query.shape()[0] != key.shape()[0] ||
@@ -90,6 +93,8 @@ Tensor MultiHeadAttention::project_value(const Tensor& value) const {
 
 AttentionResult MultiHeadAttention::forward(const Tensor& query, const Tensor& value,
                                             const Tensor& key_in, bool use_causal_mask) const {
+  GLIMPSE_OP_SCOPE("MultiHeadAttention:" + name(), forward, query, value, key_in,
+                   use_causal_mask);
   const Tensor& key = key_in.defined() ? key_in : value;
   if (query.rank() != 3 || value.rank() != 3 || key.rank() != 3 || query.shape()[2] != query_dim ||
       value.shape()[2] != value_kernel.shape()[0] || key.shape()[2] != key_kernel.shape()[0])

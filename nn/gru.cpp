@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "nn/init.h"
+#include "tensor/profiler.h"
 
 namespace glimpse::nn {
 
@@ -17,6 +18,7 @@ GRU::GRU(const std::string& name, int64_t in, int64_t u, Generator& gen, GruOpti
 }
 
 std::pair<Tensor, Tensor> GRU::forward(const Tensor& x, const Tensor& initial_state) const {
+  GLIMPSE_OP_SCOPE("GRU:" + name(), forward, x, initial_state);
   if (x.rank() != 3 || x.shape()[2] != input_dim)
     throw std::invalid_argument("GRU '" + name() + "': expected input [batch, time, " +
                                 std::to_string(input_dim) + "], got " + shape_str(x.shape()));

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "nn/init.h"
+#include "tensor/profiler.h"
 
 namespace glimpse::nn {
 
@@ -36,6 +37,7 @@ Dense::Dense(const std::string& name, int64_t in, int64_t n_units, Generator& ge
 }
 
 Tensor Dense::forward(const Tensor& x) const {
+  GLIMPSE_OP_SCOPE("Dense:" + name(), forward, x);
   if (x.rank() < 1 || x.shape().back() != in_features)
     throw std::invalid_argument("Dense '" + name() + "': expected input [..., " +
                                 std::to_string(in_features) + "], got " + shape_str(x.shape()));
@@ -78,6 +80,7 @@ Conv2dOptions Conv2D::options() const {
 }
 
 Tensor Conv2D::forward(const Tensor& x) const {
+  GLIMPSE_OP_SCOPE("Conv2D:" + name(), forward, x);
   // The bias (and a ReLU) ride in the convolution's epilogue when no gradients are needed.
   if (use_bias && (activation == Activation::None || activation == Activation::Relu))
     return conv2d_bias_activation(x, kernel, bias, options(), activation == Activation::Relu);
@@ -107,6 +110,7 @@ DepthwiseConv2D::DepthwiseConv2D(const std::string& name, int64_t cin, int kh, i
 }
 
 Tensor DepthwiseConv2D::forward(const Tensor& x) const {
+  GLIMPSE_OP_SCOPE("DepthwiseConv2D:" + name(), forward, x);
   // A convolution with one group per input channel: the kernel (kh, kw, cin, m) read as
   // (kh, kw, 1, cin * m) puts channel c's filters at outputs c * m + m', Keras's order.
   const Shape& k = depthwise_kernel.shape();
@@ -135,6 +139,7 @@ BatchNormalization::BatchNormalization(const std::string& name, int64_t channels
 }
 
 Tensor BatchNormalization::forward(const Tensor& x) {
+  GLIMPSE_OP_SCOPE("BatchNormalization:" + name(), forward, x);
   if (!center && beta.device() != x.device()) beta = beta.to(x.device());
   return batch_norm(x, scale ? gamma : Tensor(), beta, moving_mean, moving_variance,
                     training_behaviour(), momentum, epsilon);
@@ -147,6 +152,7 @@ LayerNormalization::LayerNormalization(const std::string& name, int64_t features
 }
 
 Tensor LayerNormalization::forward(const Tensor& x) const {
+  GLIMPSE_OP_SCOPE("LayerNormalization:" + name(), forward, x);
   return layer_norm(x, gamma, beta, epsilon);
 }
 

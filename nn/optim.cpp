@@ -7,6 +7,7 @@
 #include "tensor/autograd.h"
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse::nn {
 
@@ -132,6 +133,7 @@ void fused_adam_update(const Kernels<T>& kernels, const AdamWork& work, double l
 }  // namespace
 
 void Adam::step() {
+  trace::StepEnd step_end("Adam.step");  // a training step ends here (glimpse::trace windows)
   NoGradGuard no_grad;
   const double lr = schedule_->at(iterations_);
   const double t = static_cast<double>(iterations_ + 1);
@@ -182,6 +184,7 @@ SGD::SGD(std::vector<NamedTensor> parameters, std::shared_ptr<LrSchedule> schedu
       velocity_(zeros_like_parameters()) {}
 
 void SGD::step() {
+  trace::StepEnd step_end("SGD.step");
   NoGradGuard no_grad;
   const double lr = schedule_->at(iterations_);
   for (size_t i = 0; i < params_.size(); ++i) {

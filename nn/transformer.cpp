@@ -1,5 +1,6 @@
 // TransformerDecoderLayer (see transformer.h).
 #include "nn/transformer.h"
+#include "tensor/profiler.h"
 
 #include <stdexcept>
 
@@ -36,6 +37,7 @@ TransformerDecoderLayer::Output TransformerDecoderLayer::finish(const Tensor& x,
 
 TransformerDecoderLayer::Output TransformerDecoderLayer::forward(const Tensor& x,
                                                                  const Tensor& memory) const {
+  GLIMPSE_OP_SCOPE("TransformerDecoderLayer:" + name(), forward, x, memory);
   if (x.rank() != 3 || memory.rank() != 3 || x.shape()[0] != memory.shape()[0])
     throw std::invalid_argument("TransformerDecoderLayer '" + name() + "': x " + shape_str(x.shape()) +
                                 " and memory " + shape_str(memory.shape()) +

@@ -6,6 +6,7 @@
 
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -109,6 +110,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
   pending[root_node].resize(root_node->output_shapes.size());
   pending[root_node][root_impl->output_index] = grad_root;
 
+  profiler::Frame pass(profiler::FrameKind::Region, "backward", {}, root);
   std::vector<std::shared_ptr<Node>> order = topological_order(root_impl->grad_fn);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = it->get();
@@ -122,7 +124,11 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
         grad_outputs[i] = Tensor::zeros(node->output_shapes[i], node->output_dtype,
                                         node->output_device);
 
+    // The node's closure and the accumulation of what it returns, as one frame (GLIMPSE_DEBUG=2,
+    // traces): "<op>.backward".
+    profiler::Frame frame(profiler::FrameKind::Backward, node->op_name, ".backward", grad_outputs);
     std::vector<Tensor> grad_inputs = node->backward(grad_outputs);
+    frame.outputs(grad_inputs);
     if (grad_inputs.size() != node->inputs.size())
       fail("backward", "op '", node->op_name, "' returned ", grad_inputs.size(),
            " gradients for ", node->inputs.size(), " inputs");

@@ -8,6 +8,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -56,5 +57,15 @@ inline void record_node(const std::string& op_name, const std::vector<Tensor>& i
 
 // Runs the backward pass from `root` seeded with `grad_root` (see Tensor::backward).
 void run_backward(const Tensor& root, const Tensor& grad_root);
+
+// The recorded graph that produced `root`, as Graphviz dot text (render: dot -Tsvg g.dot > g.svg),
+// drawn the way micrograd draws it: a box per tensor (its name when `names` has it, its shape,
+// "requires_grad" or "constant", the values when it holds at most 4, and the gradient of a leaf
+// that has one), an ellipse per op (the node's op_name), and edges input tensor -> op -> output
+// tensor, left to right. Walks the nodes from root; call it before backward(), which frees the
+// graph (a freed node is drawn with no inputs and "freed" in its label). Ids are given in the order
+// of the walk, so the text is the same for the same graph.
+std::string autograd_dot(const Tensor& root,
+                         const std::vector<std::pair<std::string, Tensor>>& names = {});
 
 }  // namespace glimpse

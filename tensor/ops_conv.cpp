@@ -416,6 +416,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, int sh, int sw, const Pa
 }
 
 Tensor conv2d(const Tensor& x_in, const Tensor& kernel, const Conv2dOptions& options) {
+  GLIMPSE_OP_SCOPE("conv2d", conv2d, x_in, kernel, options);
   const char* name = "conv2d";
   const ConvArgs args = check_conv(name, x_in, kernel, options);
   if (options.groups > 1) {
@@ -451,6 +452,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& kernel, const Conv2dOptions& opt
     record_node(name, {x_in, kernel}, out, [=](const std::vector<Tensor>& grads) {
       Tensor gy = grads[0].contiguous();
       Tensor gx, gw;
+      profiler::add_flops(conv_flops(g, COUT) * ((need_x ? 1 : 0) + (need_w ? 1 : 0)));
       dispatch_float(name, x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const Kernels<T>& k = kernels_for<T>(x.device());
@@ -507,6 +509,8 @@ Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Te
 Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Tensor& bias,
                               const Conv2dOptions& options, bool relu_after,
                               const Tensor& residual) {
+  GLIMPSE_OP_SCOPE("conv2d_bias_activation", conv2d_bias_activation, x_in, kernel, bias, options,
+                   relu_after, residual);
   const char* name = "conv2d_bias_activation";
   const ConvArgs args = check_conv(name, x_in, kernel, options);
   check_bias_residual(name, args, x_in, bias, residual, kernel.shape());
@@ -521,6 +525,7 @@ Tensor conv2d_bias_activation(const Tensor& x_in, const Tensor& kernel, const Te
 }
 
 PackedConvKernel pack_conv_kernel(const Tensor& kernel_in) {
+  GLIMPSE_OP_SCOPE("pack_conv_kernel", pack_conv_kernel, kernel_in);
   const char* name = "pack_conv_kernel";
   check_float(name, kernel_in, "kernel");
   if (kernel_in.rank() != 4)
@@ -544,6 +549,8 @@ PackedConvKernel pack_conv_kernel(const Tensor& kernel_in) {
 Tensor conv2d_bias_activation(const Tensor& x_in, const PackedConvKernel& kernel, const Tensor& bias,
                               int sh, int sw, const Padding2d& padding, bool relu_after,
                               const Tensor& residual) {
+  GLIMPSE_OP_SCOPE("conv2d_bias_activation", conv2d_bias_activation, x_in, kernel, bias, sh, sw,
+                   padding, relu_after, residual);
   const char* name = "conv2d_bias_activation (packed kernel)";
   if (!kernel.defined()) fail(name, "the packed kernel is empty (see pack_conv_kernel)");
   const ConvArgs args =
@@ -599,6 +606,7 @@ Tensor avg_pool2d(const Tensor& x_in, int ph, int pw, int sh, int sw, const Padd
 }
 
 Tensor max_pool2d(const Tensor& x_in, int ph, int pw, const Pool2dOptions& options) {
+  GLIMPSE_OP_SCOPE("max_pool2d", max_pool2d, x_in, ph, pw, options);
   const char* name = "max_pool2d";
   if (options.count_include_pad)
     fail(name, "count_include_pad is an option of average pooling; max pooling ignores padding");
@@ -632,6 +640,7 @@ Tensor max_pool2d(const Tensor& x_in, int ph, int pw, const Pool2dOptions& optio
 }
 
 Tensor avg_pool2d(const Tensor& x_in, int ph, int pw, const Pool2dOptions& options) {
+  GLIMPSE_OP_SCOPE("avg_pool2d", avg_pool2d, x_in, ph, pw, options);
   const char* name = "avg_pool2d";
   if (options.dilation_h != 1 || options.dilation_w != 1)
     fail(name, "dilation is supported for max pooling only, got ", options.dilation_h, "x",

@@ -5,6 +5,7 @@
 
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -106,6 +107,7 @@ std::vector<Tensor> binary_backward(BinaryOp op, const Tensor& a, const Tensor& 
 
 // A binary op whose gradients need the operands (mul, div, pow): binary_backward's kernel.
 Tensor binary_with_grad(BinaryOp op, const Tensor& a, const Tensor& b) {
+  GLIMPSE_OP_SCOPE(op_name(op), binary_with_grad, op, a, b);
   Tensor out = binary_forward(op, a, b);
   if (any_requires_grad({a, b})) {
     Tensor sa = a.detach(), sb = b.detach(), sy = out.detach();
@@ -121,6 +123,7 @@ Tensor binary_with_grad(BinaryOp op, const Tensor& a, const Tensor& b) {
 
 // Unary op with the generic backward gx = gy * f'(x).
 Tensor unary(UnaryOp op, const Tensor& x, double param) {
+  GLIMPSE_OP_SCOPE(op_name(op), unary, op, x, param);
   Tensor out = unary_forward(op, x, param);
   if (any_requires_grad({x})) {
     Tensor saved_x = x.contiguous().detach();
@@ -142,6 +145,7 @@ Tensor unary(UnaryOp op, const Tensor& x, double param) {
 }
 
 Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
+  GLIMPSE_OP_SCOPE("sum_to_shape", sum_to_shape, grad, shape);
   if (grad.shape() == shape) return grad;
   const size_t rank = grad.shape().size();
   if (shape.size() > rank) fail("sum_to_shape", "target ", shape_str(shape), " has more axes than ",
@@ -155,6 +159,7 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
 }
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  GLIMPSE_OP_SCOPE("broadcast_to", broadcast_to, x, shape);
   if (x.shape() == shape) return x;
   Shape check = broadcast_shapes(x.shape(), shape, "broadcast_to");
   if (check != shape)
@@ -175,6 +180,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  GLIMPSE_OP_SCOPE("add", add, a, b);
   Tensor out = binary_forward(BinaryOp::Add, a, b);
   if (any_requires_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
@@ -186,6 +192,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  GLIMPSE_OP_SCOPE("sub", sub, a, b);
   Tensor out = binary_forward(BinaryOp::Sub, a, b);
   if (any_requires_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
@@ -208,6 +215,7 @@ Tensor pow(const Tensor& base, const Tensor& exponent) {
 }
 
 Tensor add_scalar(const Tensor& x, double s) {
+  GLIMPSE_OP_SCOPE("add_scalar", add_scalar, x, s);
   Tensor out = unary_forward(UnaryOp::AddScalar, x, s);
   if (any_requires_grad({x}))
     record_node("add_scalar", {x}, out,
@@ -216,6 +224,7 @@ Tensor add_scalar(const Tensor& x, double s) {
 }
 
 Tensor mul_scalar(const Tensor& x, double s) {
+  GLIMPSE_OP_SCOPE("mul_scalar", mul_scalar, x, s);
   Tensor out = unary_forward(UnaryOp::MulScalar, x, s);
   if (any_requires_grad({x}))
     record_node("mul_scalar", {x}, out, [s](const std::vector<Tensor>& g) {
@@ -237,6 +246,7 @@ Tensor square(const Tensor& x) { return unary(UnaryOp::Square, x); }
 Tensor gelu(const Tensor& x) { return unary(UnaryOp::Gelu, x); }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  GLIMPSE_OP_SCOPE("where", where, cond, a, b);
   check_float("where", cond, "condition");
   check_float("where", a, "first value");
   check_float("where", b, "second value");
@@ -265,6 +275,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  GLIMPSE_OP_SCOPE("masked_fill", masked_fill, x, mask, value);
   check_float("masked_fill", x, "input");
   return where(mask, Tensor::full({}, value, x.dtype(), x.device()), x);
 }
@@ -283,6 +294,7 @@ void check_update_operand(const char* op, const Tensor& w, const Tensor& other, 
 }  // namespace
 
 void axpy_(Tensor& y, double alpha, const Tensor& x) {
+  GLIMPSE_OP_SCOPE("axpy_", axpy_, y, alpha, x);
   check_float("axpy_", y, "destination");
   check_update_operand("axpy_", y, x, "source");
   if (!y.is_contiguous()) fail("axpy_", "destination must be contiguous");
@@ -294,6 +306,7 @@ void axpy_(Tensor& y, double alpha, const Tensor& x) {
 
 void adam_update_(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr_t, double beta1,
                   double beta2, double eps) {
+  GLIMPSE_OP_SCOPE("adam_update_", adam_update_, w, g, m, v, lr_t, beta1, beta2, eps);
   check_float("adam_update_", w, "parameter");
   if (!w.is_contiguous()) fail("adam_update_", "parameter must be contiguous");
   Tensor gc = g.contiguous();
@@ -311,6 +324,7 @@ void adam_update_(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr_t,
 
 void sgd_update_(Tensor& w, const Tensor& g, Tensor& velocity, double lr, double momentum,
                  bool nesterov) {
+  GLIMPSE_OP_SCOPE("sgd_update_", sgd_update_, w, g, velocity, lr, momentum, nesterov);
   check_float("sgd_update_", w, "parameter");
   if (!w.is_contiguous()) fail("sgd_update_", "parameter must be contiguous");
   Tensor gc = g.contiguous();

@@ -12,6 +12,7 @@
 // order, so go_backwards only changes which input step s reads: T-1-s instead of s.
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -24,6 +25,7 @@ using detail::kernels_for;
 std::pair<Tensor, Tensor> gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& kernel,
                                        const Tensor& recurrent_kernel, const Tensor& bias,
                                        GruOptions options) {
+  GLIMPSE_OP_SCOPE("gru_sequence", gru_sequence, x, h0, kernel, recurrent_kernel, bias, options);
   const char* name = "gru_sequence";
   check_float(name, x, "input");
   for (const Tensor* t : std::initializer_list<const Tensor*>{&h0, &kernel, &recurrent_kernel, &bias}) {
@@ -57,6 +59,9 @@ std::pair<Tensor, Tensor> gru_sequence(const Tensor& x, const Tensor& h0, const 
   Tensor bias_c = bias.contiguous().detach();
   Tensor h_init = h0.contiguous().detach();
 
+  // The GEMMs: x W over all steps, h R per step (the backward does about twice as much).
+  const double gemm_flops = 2.0 * T * B * 3 * U * (I + U);
+  profiler::add_flops(gemm_flops);
   Tensor xp = Tensor::empty({T, B, 3 * U}, dt, dev);     // x W + b_in, every input step
   Tensor hp = Tensor::empty({T, B, 3 * U}, dt, dev);     // the recurrent projections per step
   Tensor gates = Tensor::empty({T, B, 3 * U}, dt, dev);  // z, r, c per step
@@ -102,6 +107,7 @@ std::pair<Tensor, Tensor> gru_sequence(const Tensor& x, const Tensor& h0, const 
   std::vector<Tensor> inputs{x, h0, kernel, recurrent_kernel, bias};
   if (any_requires_grad(inputs)) {
     record_node(name, inputs, {sequence, state}, [=](const std::vector<Tensor>& g) {
+      profiler::add_flops(2 * gemm_flops);
       Tensor g_seq = transpose(g[0], 0, 1).contiguous();  // [T, B, U]
       Tensor dh = g[1].contiguous().clone();              // dL/dh flowing backwards
       Tensor dxp = Tensor::empty({T, B, 3 * U}, dt, dev);  // input order

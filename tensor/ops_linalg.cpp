@@ -1,6 +1,7 @@
 // matmul: plain and batched matrix products on the backend GEMM, with their backward.
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -41,6 +42,7 @@ Tensor matmul_forward(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) 
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
+  profiler::add_flops(2.0 * static_cast<double>(B) * M * N * K);
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
   if (out.numel() == 0) return out;
   dispatch_float(name, a.dtype(), [&](auto t) {
@@ -76,6 +78,7 @@ Tensor fold_batch(const Tensor& g, const Shape& target) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  GLIMPSE_OP_SCOPE("matmul", matmul, a, b, ta, tb);
   Tensor out = matmul_forward(a, b, ta, tb);
   if (any_requires_grad({a, b})) {
     Tensor sa = a.detach(), sb = b.detach();

@@ -3,6 +3,7 @@
 // differences and against the same math composed from primitive ops.
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -71,10 +72,12 @@ Tensor gather_table_rows(const char* name, const Tensor& table, const Tensor& id
 }  // namespace
 
 Tensor gather_rows(const Tensor& table, const Tensor& ids) {
+  GLIMPSE_OP_SCOPE("gather_rows", gather_rows, table, ids);
   return gather_table_rows("gather_rows", table, ids, "ids", /*allow_negative=*/false);
 }
 
 Tensor gather(const Tensor& x, const Tensor& indices, int axis) {
+  GLIMPSE_OP_SCOPE("gather", gather, x, indices, axis);
   const char* name = "gather";
   detail::check_defined(name, x, "x");
   if (x.rank() == 0) fail(name, "x must have at least one axis, got a scalar");
@@ -98,6 +101,7 @@ Tensor gather(const Tensor& x, const Tensor& indices, int axis) {
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
+  GLIMPSE_OP_SCOPE("cross_entropy", cross_entropy, logits, targets, ignore_index);
   const char* name = "cross_entropy";
   check_float(name, logits, "logits");
   if (logits.rank() < 1) fail(name, "logits need a class axis, got a scalar");
@@ -153,6 +157,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                   LayerNormStatistics& statistics) {
+  GLIMPSE_OP_SCOPE("layer_norm", layer_norm, x, gamma, beta, eps, statistics);
   const char* name = "layer_norm";
   check_float(name, x, "input");
   check_float(name, gamma, "gamma");
@@ -199,6 +204,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& moving_mean,
                   Tensor& moving_variance, bool training, double momentum, double eps) {
+  GLIMPSE_OP_SCOPE("batch_norm", batch_norm, x, gamma, beta, moving_mean, moving_variance, training,
+                   momentum, eps);
   const char* name = "batch_norm";
   check_float(name, x, "input");
   check_float(name, beta, "beta");
@@ -275,6 +282,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 }
 
 Tensor dropout(const Tensor& x, double rate, uint64_t seed, uint64_t offset) {
+  GLIMPSE_OP_SCOPE("dropout", dropout, x, rate, seed, offset);
   check_float("dropout", x, "input");
   if (rate < 0 || rate >= 1) fail("dropout", "rate ", rate, " is outside [0, 1)");
   if (rate == 0) return x;

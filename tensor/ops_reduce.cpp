@@ -7,6 +7,7 @@
 
 #include "tensor/op_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -98,6 +99,7 @@ Tensor prod_one_axis(const Tensor& x, int axis) {
 }  // namespace
 
 Tensor sum(const Tensor& x, std::vector<int> axes, bool keepdims) {
+  GLIMPSE_OP_SCOPE("sum", sum, x, axes, keepdims);
   check_float("sum", x, "input");
   axes = normalize_axes("sum", axes, x.rank());
   Tensor acc = x.contiguous().detach();
@@ -115,6 +117,7 @@ Tensor sum(const Tensor& x, std::vector<int> axes, bool keepdims) {
 }
 
 Tensor mean(const Tensor& x, std::vector<int> axes, bool keepdims) {
+  GLIMPSE_OP_SCOPE("mean", mean, x, axes, keepdims);
   check_float("mean", x, "input");
   axes = normalize_axes("mean", axes, x.rank());
   int64_t count = 1;
@@ -124,6 +127,7 @@ Tensor mean(const Tensor& x, std::vector<int> axes, bool keepdims) {
 }
 
 Tensor prod(const Tensor& x, std::vector<int> axes, bool keepdims) {
+  GLIMPSE_OP_SCOPE("prod", prod, x, axes, keepdims);
   check_float("prod", x, "input");
   axes = normalize_axes("prod", axes, x.rank());
   Tensor acc = x;
@@ -132,6 +136,7 @@ Tensor prod(const Tensor& x, std::vector<int> axes, bool keepdims) {
 }
 
 Tensor max(const Tensor& x, int axis, bool keepdims) {
+  GLIMPSE_OP_SCOPE("max", max, x, axis, keepdims);
   check_float("max", x, "input");
   axis = normalize_axis("max", axis, x.rank());
   if (x.shape()[axis] == 0) fail("max", "axis ", axis, " of shape ", shape_str(x.shape()), " is empty");
@@ -194,6 +199,8 @@ Tensor softmax_last(const Tensor& x, bool log_space) {
 }
 
 Tensor softmax_any_axis(const Tensor& x, int axis, bool log_space) {
+  GLIMPSE_OP_SCOPE(log_space ? "log_softmax" : "softmax", softmax_any_axis, x, axis,
+                   log_space);
   const char* name = log_space ? "log_softmax" : "softmax";
   check_float(name, x, "input");
   if (x.rank() == 0) fail(name, "needs at least one axis");
@@ -210,6 +217,7 @@ Tensor softmax(const Tensor& x, int axis) { return softmax_any_axis(x, axis, fal
 Tensor log_softmax(const Tensor& x, int axis) { return softmax_any_axis(x, axis, true); }
 
 Tensor argmax(const Tensor& x) {
+  GLIMPSE_OP_SCOPE("argmax", argmax, x);
   check_float("argmax", x, "input");
   if (x.rank() == 0 || x.shape().back() == 0)
     fail("argmax", "needs a non-empty last axis, got shape ", shape_str(x.shape()));
@@ -225,6 +233,7 @@ Tensor argmax(const Tensor& x) {
 }
 
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k) {
+  GLIMPSE_OP_SCOPE("topk", topk, x, k);
   check_float("topk", x, "input");
   if (x.rank() == 0) fail("topk", "needs at least one axis");
   const int64_t cols = x.shape().back();

@@ -43,6 +43,7 @@ void copy_block(const Tensor& src, int64_t src_ld, const Tensor& dst, int64_t ds
 }  // namespace
 
 Tensor reshape(const Tensor& x, Shape shape) {
+  GLIMPSE_OP_SCOPE("reshape", reshape, x, shape);
   check_defined("reshape", x, "input");
   int infer = -1;
   int64_t known = 1;
@@ -77,6 +78,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
 }
 
 Tensor permute(const Tensor& x, const std::vector<int>& order) {
+  GLIMPSE_OP_SCOPE("permute", permute, x, order);
   check_defined("permute", x, "input");
   if (static_cast<int>(order.size()) != x.rank())
     fail("permute", "order has ", order.size(), " axes for a tensor of shape ", shape_str(x.shape()));
@@ -101,6 +103,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& order) {
 }
 
 Tensor transpose(const Tensor& x, int axis0, int axis1) {
+  GLIMPSE_OP_SCOPE("transpose", transpose, x, axis0, axis1);
   check_defined("transpose", x, "input");
   std::vector<int> order(x.rank());
   std::iota(order.begin(), order.end(), 0);
@@ -111,6 +114,7 @@ Tensor transpose(const Tensor& x, int axis0, int axis1) {
 }
 
 Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end) {
+  GLIMPSE_OP_SCOPE("slice", slice, x, axis, start, end);
   check_defined("slice", x, "input");
   axis = normalize_axis("slice", axis, x.rank());
   const int64_t n = x.shape()[axis];
@@ -138,6 +142,7 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end) {
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int axis) {
+  GLIMPSE_OP_SCOPE("concat", concat, xs, axis);
   if (xs.empty()) fail("concat", "needs at least one tensor");
   for (const Tensor& x : xs) check_defined("concat", x, "an input");
   const Tensor& first = xs[0];
@@ -186,6 +191,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int axis) {
+  GLIMPSE_OP_SCOPE("split", split, x, sizes, axis);
   check_defined("split", x, "input");
   axis = normalize_axis("split", axis, x.rank());
   int64_t total = 0;
@@ -203,6 +209,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 }
 
 Tensor squeeze(const Tensor& x, int axis) {
+  GLIMPSE_OP_SCOPE("squeeze", squeeze, x, axis);
   check_defined("squeeze", x, "input");
   axis = normalize_axis("squeeze", axis, x.rank());
   if (x.shape()[axis] != 1)
@@ -213,6 +220,7 @@ Tensor squeeze(const Tensor& x, int axis) {
 }
 
 Tensor unsqueeze(const Tensor& x, int axis) {
+  GLIMPSE_OP_SCOPE("unsqueeze", unsqueeze, x, axis);
   check_defined("unsqueeze", x, "input");
   axis = normalize_axis("unsqueeze", axis, x.rank() + 1);
   Shape shape = x.shape();

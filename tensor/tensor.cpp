@@ -10,6 +10,7 @@
 #include "tensor/autograd.h"
 #include "tensor/cpu/allocator.h"
 #include "tensor/op_helpers.h"
+#include "tensor/profiler.h"
 
 namespace glimpse {
 
@@ -209,23 +210,28 @@ Tensor dense_copy(const Tensor& src) {
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
+  profiler::Frame frame(profiler::FrameKind::Op, "contiguous", {}, *this);
   Tensor out = dense_copy(*this);
   if (any_requires_grad({*this}))
     record_node("contiguous", {*this}, out,
                 [](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; });
+  frame.outputs(out);
   return out;
 }
 
 Tensor Tensor::clone() const {
+  profiler::Frame frame(profiler::FrameKind::Op, "clone", {}, *this);
   Tensor out = dense_copy(*this);
   if (any_requires_grad({*this}))
     record_node("clone", {*this}, out,
                 [](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; });
+  frame.outputs(out);
   return out;
 }
 
 Tensor Tensor::to(Device target) const {
   if (device() == target) return *this;
+  profiler::Frame frame(profiler::FrameKind::Op, "to_device", {}, *this);
   Tensor src = contiguous();
   Tensor out = empty(shape(), dtype(), target);
   size_t bytes = numel() * dtype_size(dtype());
@@ -244,11 +250,13 @@ Tensor Tensor::to(Device target) const {
       return std::vector<Tensor>{g[0].to(source_device)};
     });
   }
+  frame.outputs(out);
   return out;
 }
 
 Tensor Tensor::to(DType target) const {
   if (dtype() == target) return *this;
+  profiler::Frame frame(profiler::FrameKind::Op, "cast", {}, *this);
   Tensor src = contiguous().detach();
   Tensor out = empty(shape(), target, device());
   int64_t n = numel();
@@ -281,6 +289,7 @@ Tensor Tensor::to(DType target) const {
       });
     }
   }
+  frame.outputs(out);
   return out;
 }
 

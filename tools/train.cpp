@@ -17,6 +17,7 @@
 #include "models/keras_import.h"
 #include "models/training.h"
 #include "tensor/parallel.h"
+#include "tensor/profiler.h"
 
 using namespace glimpse;
 namespace fs = std::filesystem;
@@ -78,6 +79,8 @@ int main(int argc, char** argv) {
   flags.option("train-images", "6000", "shapes: training images to generate");
   flags.option("max-steps", "-1", "stop after this many steps of this run, resumed or not (smoke tests)");
   flags.flag("all-pairs", "train on every (image, caption) pair each epoch");
+  flags.option("trace", "", "write a Chrome/Perfetto trace (JSON, ui.perfetto.dev) of step --trace-step of this run to this file");
+  flags.option("trace-step", "2", "the step of this run that --trace records (2: the first after a warm-up step)");
   flags.option("pixel-scaling", "inception", "inception (x/127.5-1) | unit (x/255, the notebook's)");
   flags.also_exits("; " + std::to_string(cli::exit_status_for_signal(SIGINT)) + " / " +
                    std::to_string(cli::exit_status_for_signal(SIGTERM)) +
@@ -148,6 +151,7 @@ int main(int argc, char** argv) {
     opt.cache_images = shapes;
     opt.device = device;
     opt.max_steps = flags.integer("max-steps", -1);
+    const int64_t trace_step = flags.integer("trace-step", 1);
     opt.stop_requested = &g_stop;
     const int train_images = static_cast<int>(flags.integer("train-images", 10, 1000000));
     const std::string dist_backend = flags.choice("dist", {"none", "mpi", "nccl", "auto"});
@@ -232,7 +236,16 @@ int main(int argc, char** argv) {
 
     std::signal(SIGINT, on_interrupt);
     std::signal(SIGTERM, on_interrupt);
+    // --trace: armed here, recording from the end of step trace_step - 1 (an optimizer step ends a
+    // training step) to the end of step trace_step, when the file is written. Rank 0 only.
+    const bool tracing = flags.given("trace") && comm->rank() == 0;
+    if (tracing) trace::start(flags.str("trace"), {.skip_steps = trace_step - 1, .steps = 1});
     models::TrainResult r = models::train_captioner(*model, data, opt);
+    if (tracing) {
+      const size_t events = trace::stop();
+      std::cout << "trace of step " << trace_step << ": " << events << " events in " << flags.str("trace")
+                << (events == 0 ? " (the run ended before that step)" : "") << "\n";
+    }
     std::cout << (r.interrupted ? "stopped" : "done") << " after " << r.global_step << " steps; checkpoint: "
               << r.checkpoint << "\n"
               << "log: " << opt.out_dir << "/train_log.csv, curve: " << opt.out_dir << "/loss_curve.png\n";

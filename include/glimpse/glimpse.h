@@ -11,6 +11,7 @@
 // tensor/: the Tensor, its ops (each differentiable), autograd, random numbers.
 #include "tensor/autograd.h"  // NoGradGuard, backward()
 #include "tensor/ops.h"
+#include "tensor/profiler.h"  // GLIMPSE_DEBUG levels, trace::start / stop (Chrome/Perfetto traces)
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 

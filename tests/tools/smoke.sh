@@ -21,6 +21,18 @@ grep -q "unknown flag --no-such-flag" "$WORK/err" || fail "unknown flag message"
 [ -f "$WORK/run/checkpoint.h5" ] || fail "no checkpoint written"
 [ -f "$WORK/run/train_log.csv" ] || fail "no CSV log written"
 
+# --trace (docs/tutorial.md §11): a Chrome/Perfetto trace of step 2, written whole, with the
+# step's matmuls, backward nodes and optimizer update.
+"$TOOLS/train" --data shapes --data-dir "$WORK/data" --train-images 24 --out "$WORK/run_trace" \
+  --epochs 1 --batch 4 --max-steps 2 --units 16 --trace "$WORK/trace.json" >"$WORK/trace.log" 2>&1 ||
+  { cat "$WORK/trace.log"; fail "train --trace"; }
+grep -q "trace of step 2: [1-9][0-9]* events in $WORK/trace.json" "$WORK/trace.log" || fail "train --trace did not report its events"
+for event in '"name": "matmul"' '"name": "matmul.backward"' '"name": "Adam.step"' '"ph": "X"'; do
+  grep -q "$event" "$WORK/trace.json" || fail "no $event in the trace"
+done
+[ "$(tail -c 3 "$WORK/trace.json")" = "]}" ] || fail "the trace file is incomplete"
+ls "$WORK" | grep -q "trace.json.tmp" && fail "a temporary trace file was left"
+
 IMG1="$WORK/data/images/test/000001.jpg"
 IMG2="$WORK/data/images/test/000002.jpg"
 printf 'not a jpeg' >"$WORK/corrupt.jpg"
