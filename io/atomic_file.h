@@ -17,6 +17,13 @@ namespace glimpse {
 // unique per process and per call so concurrent writers never share a temporary file.
 std::string temporary_path_for(const std::string& path);
 
+// Deletes the temporaries of `path` (temporary_path_for's names) whose writing process no longer
+// runs: what a kill -9 or a power cut left behind. Another live process's temporary is kept (it
+// may be writing right now), and so are this process's own. Scans the directory, so the writers
+// of single important files call it (write_file_atomically, checkpoints), not the image writers
+// of a dataset's thousands of files.
+void remove_stale_temporaries(const std::string& path);
+
 // Whether a commit waits for the disk. Durable costs two fsyncs (milliseconds), which matters for
 // the thousands of files of a generated dataset but not for a results file or a checkpoint; and
 // only the fsync reports a full disk or an I/O error that the file system noticed late.
@@ -38,7 +45,8 @@ void fsync_directory_of(const std::string& path, const char* caller);
 // "this set of files is complete" marker, when the files themselves were committed Fast.
 void sync_file_system_of(const std::string& path, const char* caller);
 
-// Writes `contents` to `path` through a temporary file. Throws std::runtime_error naming `caller`,
+// Writes `contents` to `path` through a temporary file, first removing stale temporaries of `path`
+// (remove_stale_temporaries). Throws std::runtime_error naming `caller`,
 // the path and the system's reason on any failure (write, flush, fsync, close, rename), leaving
 // no temporary file behind.
 void write_file_atomically(const std::string& path, const std::string& contents, const char* caller,

@@ -1483,37 +1483,11 @@ double H5File::read_double_attr(const std::string& object_path, const std::strin
 // ---------------------------------------------------------------------------------------------
 // Atomic replacement
 
-namespace {
-
-// Removes "<final_path>.tmp-<pid>" files left by processes that died while saving (kill -9, a
-// power cut). A file whose process still runs is another writer's work in progress and is kept.
-void remove_stale_temporaries(const std::string& final_path) {
-  namespace fs = std::filesystem;
-  const fs::path target(final_path);
-  const fs::path directory = target.parent_path().empty() ? fs::path(".") : target.parent_path();
-  const std::string prefix = target.filename().string() + ".tmp-";
-  std::error_code error;
-  for (fs::directory_iterator it(directory, error), end; !error && it != end; it.increment(error)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(prefix, 0) != 0) continue;
-    const std::string digits = name.substr(prefix.size());
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    const long pid = std::strtol(digits.c_str(), nullptr, 10);
-    if (pid == ::getpid() || pid <= 0) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-      std::error_code ignored;
-      fs::remove(it->path(), ignored);
-    }
-  }
-}
-
-}  // namespace
-
 void write_file_atomically(const std::string& final_path,
                            const std::function<void(H5File&)>& fill) {
   namespace fs = std::filesystem;
-  const std::string temp_path = final_path + ".tmp-" + std::to_string(::getpid());
-  remove_stale_temporaries(final_path);
+  remove_stale_temporaries(final_path);  // left by a process killed while saving
+  const std::string temp_path = temporary_path_for(final_path);
   try {
     {
       H5File file = H5File::create(temp_path);

@@ -181,7 +181,8 @@ class H5File {
 };
 
 // Writes a file so that readers only ever see the old complete file or the new complete file:
-// creates "<final_path>.tmp-<pid>" in the same directory, lets `fill` write into it, closes it,
+// creates "<final_path>.tmp.<pid>.<n>" in the same directory (io/atomic_file.h, which also removes
+// such files left by dead processes first), lets `fill` write into it, closes it,
 // fsyncs it, renames it over final_path and fsyncs the directory. If `fill` (or any step before
 // the rename) throws, the temp file is removed, any previous final_path is left untouched, and
 // the exception propagates.

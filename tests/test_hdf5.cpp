@@ -3,6 +3,7 @@
 // reads and writes, shape/type/range errors, broken files (tests/data/bad_h5, made by
 // tests/golden/gen_keras_weight_files.py) and the atomic file replacement.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/atomic_file.h"
 #include "io/hdf5.h"
 
 namespace fs = std::filesystem;
@@ -730,4 +732,35 @@ TEST_CASE("when fill throws, the previous file is intact and the temp file is go
   CHECK(error_message([&] {
           write_file_atomically("/nonexistent_dir_glimpse/c.h5", [](H5File&) {});
         }).find("does not exist") != std::string::npos);
+}
+
+// A kill -9 while saving leaves "<name>.tmp.<pid>.<n>" behind; the next atomic write of that name
+// removes it, but never a live process's temporary (it may be writing) or a file not of that form.
+TEST_CASE("atomic writes remove the temporaries of dead writers only") {
+  const fs::path dir = fs::temp_directory_path() / ("glimpse_stale_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // A pid that no longer runs: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  const std::string base = (dir / "train_log.csv").string();
+  const std::string dead = base + ".tmp." + std::to_string(child) + ".0";
+  const std::string live = base + ".tmp." + std::to_string(::getppid()) + ".3";
+  const std::string mine = base + ".tmp." + std::to_string(::getpid()) + ".999999";
+  const std::string other = base + ".tmp.notapid";
+  const std::string dead_checkpoint = (dir / "checkpoint.h5").string() + ".tmp." + std::to_string(child) + ".1";
+  for (const std::string& path : {dead, live, mine, other, dead_checkpoint}) std::ofstream(path) << "x";
+  write_file_atomically(base, "step,loss\n", "test");
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(mine));
+  CHECK(fs::exists(other));
+  CHECK(fs::exists(dead_checkpoint));  // another file's temporaries are left to its own writer
+  write_file_atomically((dir / "checkpoint.h5").string(),
+                        [](H5File& file) { file.write("step", {}, std::vector<int64_t>{1}); });
+  CHECK_FALSE(fs::exists(dead_checkpoint));
+  fs::remove_all(dir);
 }
