@@ -513,20 +513,6 @@ std::vector<float> resize_bilinear_map(const std::vector<float>& map, int height
   return resize_bilinear_planar(map.data(), height, width, 1, out_height, out_width);
 }
 
-std::string to_string(PixelScaling scaling) {
-  switch (scaling) {
-    case PixelScaling::Inception: return "inception";
-    case PixelScaling::Unit: return "unit";
-  }
-  throw std::invalid_argument("to_string: not a PixelScaling value");
-}
-
-PixelScaling parse_pixel_scaling(const std::string& name) {
-  if (name == "inception") return PixelScaling::Inception;
-  if (name == "unit") return PixelScaling::Unit;
-  throw std::invalid_argument("unknown pixel_scaling '" + name + "' (expected inception or unit)");
-}
-
 std::vector<float> preprocess_image(const Image& image, int size, PixelScaling scaling) {
   std::vector<float> pixels = resize_bilinear(image, size, size);
   // Same float operations, in the same order, as the Keras preprocessing functions.

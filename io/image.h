@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -77,9 +78,20 @@ enum class PixelScaling {
   Unit,       // x / 255, what the original notebook does
 };
 // How checkpoints, feature caches and flags spell it: "inception" | "unit". parse_pixel_scaling
-// throws std::invalid_argument naming the field and the allowed values.
-std::string to_string(PixelScaling scaling);
-PixelScaling parse_pixel_scaling(const std::string& name);
+// throws std::invalid_argument naming the field and the allowed values. Inline, so that the
+// captioner's config needs no image codec (scripts/gpu builds models/ without libjpeg/libpng).
+inline std::string to_string(PixelScaling scaling) {
+  switch (scaling) {
+    case PixelScaling::Inception: return "inception";
+    case PixelScaling::Unit: return "unit";
+  }
+  throw std::invalid_argument("to_string: not a PixelScaling value");
+}
+inline PixelScaling parse_pixel_scaling(const std::string& name) {
+  if (name == "inception") return PixelScaling::Inception;
+  if (name == "unit") return PixelScaling::Unit;
+  throw std::invalid_argument("unknown pixel_scaling '" + name + "' (expected inception or unit)");
+}
 
 // The encoder's input: resize to size x size (as above), then scale. Returns size * size * 3 floats, HWC.
 std::vector<float> preprocess_image(const Image& image, int size, PixelScaling scaling = PixelScaling::Inception);
