@@ -111,8 +111,11 @@ void binary_row(Op op, const T* a, int64_t step_a, const T* b, int64_t step_b, T
   }
 }
 
-template <class T, class Op>
-void binary_broadcast(Op op, const T* a, const T* b, T* y, const BroadcastLayout& layout) {
+// Walks the output of a broadcasting binary op row by row over the pool: the layout is collapsed,
+// its innermost axis is the row, and fn(a_row, step_a, b_row, step_b, out_offset, begin, end) gets
+// each chunk [begin, end) of a row with the operands' row starts and steps along it.
+template <class T, class Fn>
+void parallel_broadcast_rows(const T* a, const T* b, const BroadcastLayout& layout, Fn&& fn) {
   const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
   const auto collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
   const int last = collapsed.rank - 1;
@@ -120,8 +123,7 @@ void binary_broadcast(Op op, const T* a, const T* b, T* y, const BroadcastLayout
   const int64_t step_a = collapsed.strides[0][last];
   const int64_t step_b = collapsed.strides[1][last];
   parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets, int64_t begin, int64_t end) {
-    binary_row(op, a + offsets[0] + begin * step_a, step_a, b + offsets[1] + begin * step_b, step_b,
-               y + row * row_length + begin, end - begin);
+    fn(a + offsets[0], step_a, b + offsets[1], step_b, row * row_length, begin, end);
   });
 }
 
@@ -129,25 +131,21 @@ template <class T>
 void binary(BinaryOp op, const T* a, const T* b, T* y, const BroadcastLayout& layout) {
   visit_binary(op, [&](auto f) {
     using Op = decltype(f);
-    binary_broadcast<T>([](T u, T v) { return Op::value(u, v); }, a, b, y, layout);
+    parallel_broadcast_rows(a, b, layout, [&](const T* ar, int64_t step_a, const T* br, int64_t step_b,
+                                              int64_t base, int64_t begin, int64_t end) {
+      binary_row([](T u, T v) { return Op::value(u, v); }, ar + begin * step_a, step_a,
+                 br + begin * step_b, step_b, y + base + begin, end - begin);
+    });
   });
 }
 
 template <class T>
 void binary_backward(BinaryOp op, const T* a, const T* b, const T* y, const T* gy, T* ga, T* gb,
                      const BroadcastLayout& layout) {
-  const int64_t* const strides[2] = {layout.a_strides, layout.b_strides};
-  const auto collapsed = collapse_layout<2>(layout.rank, layout.shape, strides);
-  const int last = collapsed.rank - 1;
-  const int64_t row_length = collapsed.shape[last];
-  const int64_t step_a = collapsed.strides[0][last];
-  const int64_t step_b = collapsed.strides[1][last];
   visit_binary(op, [&](auto f) {
     using Op = decltype(f);
-    parallel_walk_rows(collapsed, [&](int64_t row, const int64_t* offsets, int64_t begin, int64_t end) {
-      const T* ar = a + offsets[0];
-      const T* br = b + offsets[1];
-      const int64_t base = row * row_length;
+    parallel_broadcast_rows(a, b, layout, [&](const T* ar, int64_t step_a, const T* br, int64_t step_b,
+                                              int64_t base, int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) {
         const T av = ar[j * step_a], bv = br[j * step_b];
         const int64_t out = base + j;
