@@ -57,29 +57,58 @@ std::chrono::microseconds spin_time() {
   return std::chrono::microseconds(1000);
 }
 
+// The tasks of one region are dealt out in contiguous shares, one per thread: share s holds tasks
+// [s*n/T, (s+1)*n/T). A thread first claims from its own share, front to back, and only then from
+// the others'. Why shares rather than one counter for all: consecutive regions usually cut the same
+// data the same way (row blocks of one shape), so the thread that wrote a block in one op reads it
+// in the next from its own core's cache. On a VM whose two vCPUs the host may place on different
+// chiplets, a single counter handed every block to whichever thread came first, and each op then
+// read the other core's output across the chiplets: the 2-thread shapes step ran at one thread's
+// speed in such periods (docs/cpu-runtime.md). Stealing keeps what the single counter gave: a
+// thread the OS has descheduled holds up nothing, since the others empty its share.
+struct alignas(64) Share {
+  std::atomic<int64_t> next{0};  // the next task to claim in [begin, end)
+  int64_t end = 0;
+};
+constexpr int kMaxShares = 64;  // with more threads than this, slots wrap around onto the shares
+
 // One region: published through Pool::current while its tasks are being claimed.
 struct Job {
-  Job(TaskRef task_fn, int64_t task_count, uint32_t job_generation)
-      : fn(task_fn), tasks(task_count), generation(job_generation) {}
+  Job(TaskRef task_fn, int64_t task_count, int thread_count, uint32_t job_generation)
+      : fn(task_fn),
+        shares(std::min(thread_count, kMaxShares)),
+        generation(job_generation) {
+    for (int s = 0; s < shares; ++s) {
+      share[s].next.store(task_count * s / shares, std::memory_order_relaxed);
+      share[s].end = task_count * (s + 1) / shares;
+    }
+  }
   TaskRef fn;
-  int64_t tasks;
+  int shares;
   uint32_t generation;
-  std::atomic<int64_t> next{0};  // the next task to claim
+  Share share[kMaxShares];
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // written by the thread that set `failed`
 };
 
 thread_local bool t_in_region = false;
 
-// Claims and runs tasks of `job` until none are left.
+// Claims and runs tasks of `job` until none are left: its own share first, then the others' in
+// turn.
 void work_on(Job& job, int slot) {
   t_in_region = true;
-  for (int64_t task; (task = job.next.fetch_add(1, std::memory_order_relaxed)) < job.tasks;) {
-    try {
-      job.fn(task, slot);
-    } catch (...) {
-      if (!job.failed.exchange(true)) job.error = std::current_exception();
-      job.next.store(job.tasks, std::memory_order_relaxed);  // skip what is not started
+  const int own = slot % job.shares;
+  for (int k = 0; k < job.shares; ++k) {
+    Share& share = job.share[(own + k) % job.shares];
+    for (int64_t task; (task = share.next.fetch_add(1, std::memory_order_relaxed)) < share.end;) {
+      try {
+        job.fn(task, slot);
+      } catch (...) {
+        if (!job.failed.exchange(true)) job.error = std::current_exception();
+        // Skip what is not started, in every share.
+        for (int s = 0; s < job.shares; ++s)
+          job.share[s].next.store(job.share[s].end, std::memory_order_relaxed);
+      }
     }
   }
   t_in_region = false;
@@ -108,7 +137,7 @@ class Pool {
       return;
     }
     ensure_workers();
-    Job job(fn, tasks, generation_.load(std::memory_order_relaxed) + 1);
+    Job job(fn, tasks, threads(), generation_.load(std::memory_order_relaxed) + 1);
     // Publish: a worker first sees the new generation, then joins through `current_`.
     current_.store(&job, std::memory_order_seq_cst);
     generation_.store(job.generation, std::memory_order_seq_cst);

@@ -137,3 +137,22 @@ TEST_CASE("when one thread stalls inside a task, the others take the remaining t
   // The stalled thread ran its one task; the other ran all the rest.
   CHECK(std::min(slot_tasks[0].load(), slot_tasks[1].load()) <= 2);
 }
+
+TEST_CASE("each thread starts on its own contiguous share of the tasks") {
+  // What keeps a block's data in one core's cache from one op to the next: with 2 threads, the
+  // caller (slot 0) starts at task 0 and the worker (slot 1) at task kTasks / 2. A single shared
+  // counter would hand the worker task 1 or 2 instead.
+  parallel::ThreadCountGuard guard(2);
+  constexpr int64_t kTasks = 20;
+  std::vector<std::atomic<int64_t>> first_task(2);
+  for (auto& first : first_task) first.store(-1);
+  parallel::run_tasks(kTasks, [&](int64_t task, int slot) {
+    int64_t none = -1;
+    first_task[slot].compare_exchange_strong(none, task);
+    // 5 ms a task: the caller's own share lasts 50 ms, far longer than a worker takes to wake up.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
+  CHECK(first_task[0].load() == 0);
+  REQUIRE(first_task[1].load() != -1);  // the worker took part
+  CHECK(first_task[1].load() == kTasks / 2);
+}
