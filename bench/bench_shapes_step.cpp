@@ -115,8 +115,7 @@ int main(int argc, char** argv) try {
   auto step = [&] {
     optimizer.zero_grad();
     Tensor features = models::repeat_each_row(model.encode(images), kCaptionsPerImage);
-    Tensor loss = nn::masked_sparse_categorical_crossentropy(model.decode(features, input_ids),
-                                                             target_ids);
+    Tensor loss = model.loss(features, input_ids, target_ids);  // what tools/train runs
     loss.backward();
     optimizer.step();
   };

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "nn/losses.h"
+
 namespace glimpse::models {
 
 std::string to_string(EncoderKind encoder) {
@@ -315,7 +317,7 @@ Tensor Captioner::decode_gru(const Tensor& features, const Tensor& embedded,
     if (state_out) *state_out = {h, last_context};
   }
   if (attention_out) *attention_out = weights;
-  return output_dense->forward(layer_norm->forward(add(sequence, context)));
+  return layer_norm->forward(add(sequence, context));
 }
 
 Tensor Captioner::transformer_input(const Tensor& embedded, int64_t first_position) const {
@@ -328,6 +330,14 @@ Tensor Captioner::transformer_input(const Tensor& embedded, int64_t first_positi
 }
 
 Tensor Captioner::decode(const Tensor& features, const Tensor& tokens, Tensor* attention_out) {
+  return output_dense->forward(decode_hidden(features, tokens, attention_out));
+}
+
+Tensor Captioner::loss(const Tensor& features, const Tensor& tokens, const Tensor& targets) {
+  return nn::dense_masked_crossentropy(*output_dense, decode_hidden(features, tokens), targets);
+}
+
+Tensor Captioner::decode_hidden(const Tensor& features, const Tensor& tokens, Tensor* attention_out) {
   if (tokens.rank() != 2 || tokens.dtype() != DType::I32)
     throw std::invalid_argument("Captioner::decode: tokens must be int32 [B, T], got " +
                                 shape_str(tokens.shape()));
@@ -345,7 +355,7 @@ Tensor Captioner::decode(const Tensor& features, const Tensor& tokens, Tensor* a
     cross = o.cross_attention;
   }
   if (attention_out) *attention_out = mean(cross, {1});  // [B, T, cells]
-  return output_dense->forward(x);
+  return x;
 }
 
 Captioner::Step Captioner::step(const Tensor& features, const Tensor& tokens,
@@ -364,7 +374,8 @@ Captioner::Step Captioner::step(const Tensor& features, const Tensor& tokens,
       throw std::invalid_argument("Captioner::step: this GRU decoder's state holds " +
                                   std::to_string(expected) + " tensor(s), got " +
                                   std::to_string(state.tensors.size()));
-    logits = decode_gru(features, embedded, state.tensors, &attention_weights, &out.state.tensors);
+    logits = output_dense->forward(
+        decode_gru(features, embedded, state.tensors, &attention_weights, &out.state.tensors));
   } else {
     const size_t n = layers.size();
     if (!state.tensors.empty() && state.tensors.size() != 2 * n)

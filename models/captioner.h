@@ -116,6 +116,12 @@ class Captioner : public nn::Module {
   // Teacher-forced logits for whole captions: tokens [B, T] -> [B, T, vocab]; also returns the
   // attention weights [B, T, h*w] when `attention` is not null.
   Tensor decode(const Tensor& features, const Tensor& tokens, Tensor* attention = nullptr);
+  // The same before the output Dense: [B, T, units], the input of output_dense.
+  Tensor decode_hidden(const Tensor& features, const Tensor& tokens, Tensor* attention = nullptr);
+  // The training loss of teacher-forced captions: the masked cross-entropy of decode()'s logits
+  // against targets [B, T] (0 = padding), with the output Dense run only on the non-padding rows
+  // (nn::dense_masked_crossentropy: same value and gradients, less work).
+  Tensor loss(const Tensor& features, const Tensor& tokens, const Tensor& targets);
 
   struct Step {
     Tensor logits;     // [B, vocab]
@@ -144,6 +150,7 @@ class Captioner : public nn::Module {
   Tensor positions;  // [h*w, units] when config.position_embedding
 
  private:
+  // The GRU decoder up to (not including) output_dense.
   Tensor decode_gru(const Tensor& features, const Tensor& embedded, const std::vector<Tensor>& state,
                     Tensor* attention_out, std::vector<Tensor>* state_out);
   Tensor transformer_input(const Tensor& embedded, int64_t first_position) const;

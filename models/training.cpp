@@ -52,8 +52,7 @@ Tensor batch_loss(Captioner& model, const CaptionBatch& batch, bool from_feature
   Tensor x = batch.pixels_or_features.to(device);
   Tensor features = from_features ? model.project_features(x) : model.encode(x);
   if (batch.captions_per_image > 1) features = repeat_each_row(features, batch.captions_per_image);
-  Tensor logits = model.decode(features, batch.input_ids.to(device));
-  return nn::masked_sparse_categorical_crossentropy(logits, batch.target_ids.to(device));
+  return model.loss(features, batch.input_ids.to(device), batch.target_ids.to(device));
 }
 
 // Whether a run is data-parallel: an MPI or NCCL communicator (even of one rank, so that
