@@ -12,12 +12,12 @@
 #          step, for as long as the measurement lasts)
 # Measured in every condition: the shapes step at THREADS (glimpse, PyTorch) and at 1 thread
 # (glimpse: "is THREADS threads under load ever worse than one?"), and the decoder step at
-# THREADS (glimpse, PyTorch). Each round runs every (program, condition) pair once, programs
-# interleaved; the table shows medians over ROUNDS rounds and each figure's retained fraction of
-# its own quiet figure.
+# THREADS (glimpse, PyTorch). Each round runs every program once under each condition (a
+# program's three conditions back to back); the table shows medians over ROUNDS rounds and the
+# median of each round's retained fraction of that round's quiet figure.
 #
-# Environment: THREADS (default: all cores), ROUNDS (default 3), SECONDS_PER_RUN (shapes step,
-# default 6), DECODER_STEPS (default 3), LOG (default BUILD_DIR/contention.log).
+# Environment: THREADS (default: all cores), ROUNDS (default 5), SECONDS_PER_RUN (shapes step,
+# default 4), DECODER_STEPS (default 3), LOG (default BUILD_DIR/contention.log).
 # A run of the defaults takes about 10 minutes on the 2-core VM. Run it on an otherwise idle
 # machine: the point is to control what competes.
 set -uo pipefail
@@ -26,8 +26,8 @@ BUILD_DIR=${1:-build}
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN="$BUILD_DIR/bench"
 THREADS=${THREADS:-$(nproc)}
-ROUNDS=${ROUNDS:-3}
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-6}
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-4}
 DECODER_STEPS=${DECODER_STEPS:-3}
 LOG=${LOG:-$BUILD_DIR/contention.log}
 
@@ -93,39 +93,46 @@ measure() {
   printf '  %-28s %-6s %10s\n' "$name" "$condition" "$value"
 }
 
+# Each program runs its three conditions back to back, so that a round's quiet and loaded figures
+# are seconds apart: the VM's own speed drifts between periods (bench/RESULTS.md), and a quiet
+# figure from another minute would mix that drift into the retained fraction.
+under_each_condition() {
+  local name=$1
+  shift
+  for condition in quiet busy train; do measure "$name" "$condition" "$@"; done
+}
 for round in $(seq 1 "$ROUNDS"); do
   say "-- round $round of $ROUNDS"
-  for condition in quiet busy train; do
-    measure "glimpse-shapes-${THREADS}t" "$condition" "$BIN/bench_shapes_step" --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
-    [[ $HAVE_TORCH == 1 ]] && measure "pytorch-shapes-${THREADS}t" "$condition" \
-      python3 "$BENCH_DIR/shapes_step_torch.py" --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
-    measure "glimpse-shapes-1t" "$condition" "$BIN/bench_shapes_step" --threads 1 --seconds "$SECONDS_PER_RUN"
-    measure "glimpse-decoder-${THREADS}t" "$condition" "$BIN/bench_decoder" --threads "$THREADS" --steps "$DECODER_STEPS" --warmup 1
-    [[ $HAVE_TORCH == 1 ]] && measure "pytorch-decoder-${THREADS}t" "$condition" \
-      python3 "$BENCH_DIR/decoder_torch.py" --threads "$THREADS" --steps "$DECODER_STEPS" --warmup 1
-  done
+  under_each_condition "glimpse-shapes-${THREADS}t" "$BIN/bench_shapes_step" --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
+  [[ $HAVE_TORCH == 1 ]] && under_each_condition "pytorch-shapes-${THREADS}t" \
+    python3 "$BENCH_DIR/shapes_step_torch.py" --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
+  under_each_condition "glimpse-shapes-1t" "$BIN/bench_shapes_step" --threads 1 --seconds "$SECONDS_PER_RUN"
+  under_each_condition "glimpse-decoder-${THREADS}t" "$BIN/bench_decoder" --threads "$THREADS" --steps "$DECODER_STEPS" --warmup 1
+  [[ $HAVE_TORCH == 1 ]] && under_each_condition "pytorch-decoder-${THREADS}t" \
+    python3 "$BENCH_DIR/decoder_torch.py" --threads "$THREADS" --steps "$DECODER_STEPS" --warmup 1
 done
 
 say ""
 say "load after: $(uptime | sed 's/.*load average/load average/')"
 python3 - "$LOG" <<'EOF' | tee -a "$LOG"
 import collections, statistics, sys
-runs = collections.defaultdict(list)
+runs = collections.defaultdict(dict)  # (name, condition) -> {round: value}
 for line in open(sys.argv[1]):
     if line.startswith("DATA "):
-        _, name, condition, _, value = line.split()
-        runs[name, condition].append(float(value))
+        _, name, condition, round_, value = line.split()
+        runs[name, condition][round_] = float(value)
 names = list(dict.fromkeys(name for name, _ in runs))
-print("medians (shapes: images/s; decoder: steps/s) and the fraction of the quiet figure kept")
+print("medians over rounds (shapes: images/s; decoder: steps/s); 'kept' is the median over rounds of")
+print("the loaded figure / the same round's quiet figure (measured seconds apart)")
 print(f"{'program':28s} {'quiet':>9s} {'busy':>9s} {'kept':>6s} {'train':>9s} {'kept':>6s}")
 for name in names:
-    quiet = statistics.median(runs[name, "quiet"]) if runs[name, "quiet"] else float("nan")
-    cells = [f"{name:28s} {quiet:9.2f}"]
+    quiet = runs[name, "quiet"]
+    cells = [f"{name:28s} {statistics.median(quiet.values()) if quiet else float('nan'):9.2f}"]
     for condition in ("busy", "train"):
-        values = runs[name, condition]
-        if values:
-            m = statistics.median(values)
-            cells.append(f"{m:9.2f} {100 * m / quiet:5.0f}%")
+        loaded = runs[name, condition]
+        kept = [loaded[r] / quiet[r] for r in loaded if r in quiet]
+        if loaded and kept:
+            cells.append(f"{statistics.median(loaded.values()):9.2f} {100 * statistics.median(kept):5.0f}%")
         else:
             cells.append(f"{'-':>9s} {'-':>6s}")
     print(" ".join(cells))
