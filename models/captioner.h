@@ -120,7 +120,8 @@ class Captioner : public nn::Module {
   Tensor decode_hidden(const Tensor& features, const Tensor& tokens, Tensor* attention = nullptr);
   // The training loss of teacher-forced captions: the masked cross-entropy of decode()'s logits
   // against targets [B, T] (0 = padding), with the output Dense run only on the non-padding rows
-  // (nn::dense_masked_crossentropy: same value and gradients, less work).
+  // (nn::dense_masked_crossentropy: same value and gradients, less work). targets may be on the
+  // host whatever the model's device.
   Tensor loss(const Tensor& features, const Tensor& tokens, const Tensor& targets);
 
   struct Step {

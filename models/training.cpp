@@ -52,7 +52,8 @@ Tensor batch_loss(Captioner& model, const CaptionBatch& batch, bool from_feature
   Tensor x = batch.pixels_or_features.to(device);
   Tensor features = from_features ? model.project_features(x) : model.encode(x);
   if (batch.captions_per_image > 1) features = repeat_each_row(features, batch.captions_per_image);
-  return model.loss(features, batch.input_ids.to(device), batch.target_ids.to(device));
+  // The targets stay on the host: the loss reads them there to pick the non-padding rows.
+  return model.loss(features, batch.input_ids.to(device), batch.target_ids);
 }
 
 // Whether a run is data-parallel: an MPI or NCCL communicator (even of one rank, so that

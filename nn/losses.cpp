@@ -30,12 +30,13 @@ Tensor dense_masked_crossentropy(const Dense& output, const Tensor& hidden, cons
   }
   // No padding, or nothing but padding: the plain composition (whose all-padding loss is 0).
   if (kept_rows.empty() || static_cast<int64_t>(kept_rows.size()) == rows)
-    return masked_sparse_categorical_crossentropy(output.forward(hidden), targets);
+    return masked_sparse_categorical_crossentropy(output.forward(hidden),
+                                                  targets.to(hidden.device()));
 
   const int64_t kept = static_cast<int64_t>(kept_rows.size());
   const Tensor flat = reshape(hidden, {rows, output.in_features});
   const Tensor picked = gather(flat, Tensor::from_vector(kept_rows, {kept}).to(hidden.device()), 0);
-  const Tensor picked_targets = Tensor::from_vector(kept_targets, {kept}).to(targets.device());
+  const Tensor picked_targets = Tensor::from_vector(kept_targets, {kept}).to(hidden.device());
   // Same mean: sum over the kept rows / their count, which is what the mask gave.
   return masked_sparse_categorical_crossentropy(output.forward(picked), picked_targets);
 }

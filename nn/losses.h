@@ -17,8 +17,8 @@ inline Tensor masked_sparse_categorical_crossentropy(const Tensor& logits, const
 // padding id. A Dense layer maps each row on its own, so the padding rows' logits, which the mask
 // multiplies by zero, need never be computed: with a large vocabulary the output projection is
 // most of a training step, and the notebook decoder's batches are about 20% padding
-// (bench/bench_decoder.cpp). hidden [..., in], targets int32 [...] (on any device; they are read on
-// the host to pick the rows).
+// (bench/bench_decoder.cpp). hidden [..., in], targets int32 [...] on any device: they are read on
+// the host to pick the rows, so host targets save a copy back from an accelerator.
 Tensor dense_masked_crossentropy(const Dense& output, const Tensor& hidden, const Tensor& targets);
 
 // Mean squared error (used by the optimizer golden test's tiny model).
