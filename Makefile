@@ -34,6 +34,7 @@ test-asan: deps
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 bench: build
+	bash scripts/install-bench-deps.sh
 	bash bench/run.sh $(BUILD)
 
 # The demo trains on the CPU, so it builds only the three tools, without the CUDA backend (nvcc

@@ -10,7 +10,7 @@
 # IRV2_REPEATS (timed forwards at batch 1, default 3; batch 8 uses half, at least 2),
 # LOG (where the full output goes, default BUILD_DIR/bench-results.log).
 # The decoder also runs at 1 thread. A Python side whose package is missing is skipped with a
-# message; the GPU benchmarks (bench_gpu, bench/gpu_torch.py) are not run here.
+# message (`make bench` first installs them: scripts/install-bench-deps.sh); the GPU benchmarks (bench_gpu, bench/gpu_torch.py) are not run here.
 set -uo pipefail
 
 BUILD_DIR=${1:-build}
