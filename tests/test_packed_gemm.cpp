@@ -1,7 +1,8 @@
 // The packed-B GEMM (tensor/cpu/packed_gemm.h) against a product written out as loops in double,
 // with every epilogue combination, partial row tiles and column panels, several passes over k,
-// and leading dimensions wider than the matrices; then conv2d_bias_activation with a packed kernel
-// against the composed ops.
+// and leading dimensions wider than the matrices, at both register widths (32 and 64 bytes,
+// whichever this machine uses); then conv2d_bias_activation with a packed kernel against the
+// composed ops, and the in-place convolution at the two widths against each other.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -40,7 +41,8 @@ struct Shape3 {
 // computed in double from the same inputs.
 template <class T>
 void check_product(const Shape3& s, int64_t pad, bool with_bias, bool with_residual, bool relu,
-                   double tolerance, int threads = 1) {
+                   double tolerance, int threads = 1, int vector_bytes = 0) {
+  CAPTURE(vector_bytes);
   CAPTURE(s.M);
   CAPTURE(s.N);
   CAPTURE(s.K);
@@ -51,14 +53,14 @@ void check_product(const Shape3& s, int64_t pad, bool with_bias, bool with_resid
   const int64_t lda = s.K + pad, ldb = s.N + pad, ldc = s.N + pad;
   const std::vector<T> A = random_values<T>(s.M * lda), B = random_values<T>(s.K * ldb);
   const std::vector<T> bias = random_values<T>(s.N), residual = random_values<T>(s.M * ldc);
-  std::vector<T> packed(cpu::packed_b_size<T>(s.K, s.N));
-  cpu::pack_b(B.data(), ldb, s.K, s.N, packed.data());
+  std::vector<T> packed(cpu::packed_b_size<T>(s.K, s.N, vector_bytes));
+  cpu::pack_b(B.data(), ldb, s.K, s.N, packed.data(), vector_bytes);
   // C is never read: NaN in it must not reach the result, and the padding must stay untouched.
   const T sentinel = std::numeric_limits<T>::quiet_NaN();
   std::vector<T> C(s.M * ldc, sentinel);
   cpu::gemm_packed_b(s.M, s.N, s.K, A.data(), lda, packed.data(), C.data(), ldc,
                      with_bias ? bias.data() : nullptr, with_residual ? residual.data() : nullptr,
-                     relu, threads);
+                     relu, threads, vector_bytes);
   double worst = 0.0;
   bool padding_untouched = true;
   for (int64_t i = 0; i < s.M; ++i) {
@@ -83,11 +85,14 @@ void check_product(const Shape3& s, int64_t pad, bool with_bias, bool with_resid
   CHECK(padding_untouched);
 }
 
-// Rows: whole and partial 6-row tiles. Columns: whole and partial panels (16 floats or 8 doubles
-// wide). Depth: none, one, within one pass of 256, exactly one, and several with a remainder.
-const Shape3 kShapes[] = {{1, 1, 1},     {6, 16, 256},  {7, 17, 257}, {13, 40, 600},
-                          {145, 48, 96}, {5, 8, 0},     {32, 33, 513}, {12, 3, 31},
-                          {2, 100, 1}};
+// Rows: whole and partial tiles (6 rows at 32 bytes, 12 at 64; the rows are dealt evenly among
+// the tiles, 25 as 8 + 8 + 9). Columns: whole and partial panels (16 or 32 floats, 8 or 16
+// doubles wide). Depth: none, one, within one pass of 256, exactly one, and several with a
+// remainder.
+const Shape3 kShapes[] = {{1, 1, 1},     {6, 16, 256}, {7, 17, 257},  {13, 40, 600},
+                          {145, 48, 96}, {5, 8, 0},    {32, 33, 513}, {12, 3, 31},
+                          {2, 100, 1},   {25, 64, 40}, {24, 32, 16}};
+const int kWidths[] = {32, 64};
 
 }  // namespace
 
@@ -96,8 +101,10 @@ TEST_CASE("gemm_packed_b equals the product written out as loops (float and doub
     for (int64_t pad : {0, 3}) {
       for (int epilogue = 0; epilogue < 8; ++epilogue) {
         const bool bias = epilogue & 1, residual = epilogue & 2, relu = epilogue & 4;
-        check_product<double>(s, pad, bias, residual, relu, 1e-14);
-        check_product<float>(s, pad, bias, residual, relu, 1e-6);
+        for (int width : kWidths) {
+          check_product<double>(s, pad, bias, residual, relu, 1e-14, 1, width);
+          check_product<float>(s, pad, bias, residual, relu, 1e-6, 1, width);
+        }
       }
     }
   }
@@ -109,12 +116,26 @@ TEST_CASE("gemm_packed_b: several row and column blocks, and the columns shared 
   // unevenly (19 between 2, 3 and 4 threads), including more threads than panels.
   for (int epilogue : {0, 7}) {
     const bool bias = epilogue & 1, residual = epilogue & 2, relu = epilogue & 4;
-    for (int threads : {1, 2, 3, 4}) {
-      check_product<float>({400, 300, 600}, 5, bias, residual, relu, 1e-6, threads);
-      check_product<float>({7, 20, 33}, 0, bias, residual, relu, 1e-6, 4);  // 2 panels, 4 threads
+    for (int width : kWidths) {
+      for (int threads : {1, 2, 3, 4}) {
+        check_product<float>({400, 300, 600}, 5, bias, residual, relu, 1e-6, threads, width);
+        // 1 or 2 panels, 4 threads
+        check_product<float>({7, 20, 33}, 0, bias, residual, relu, 1e-6, 4, width);
+      }
+      check_product<double>({400, 300, 600}, 0, bias, residual, relu, 1e-14, 3, width);
     }
-    check_product<double>({400, 300, 600}, 0, bias, residual, relu, 1e-14, 3);
   }
+}
+
+TEST_CASE("the packed GEMM's register width: the machine's choice is one of the two, and no other is accepted") {
+  const int chosen = cpu::packed_gemm_vector_bytes();
+  CHECK((chosen == 32 || chosen == 64));
+  CHECK(cpu::packed_b_size<float>(10, 20) == cpu::packed_b_size<float>(10, 20, chosen));
+  CHECK(cpu::packed_b_size<float>(10, 20, 32) == 10 * 32);  // 2 panels of 16
+  CHECK(cpu::packed_b_size<float>(10, 20, 64) == 10 * 32);  // 1 panel of 32
+  CHECK(cpu::packed_b_size<float>(10, 40, 64) == 10 * 64);
+  CHECK_THROWS_WITH_AS(cpu::packed_b_size<float>(10, 20, 16), doctest::Contains("32 or 64"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("gemm_packed_b's ReLU lets NaN through, as the ReLU op does") {
@@ -192,6 +213,41 @@ TEST_CASE("conv2d_bias_activation with a packed kernel equals the composed ops")
     }
   }
   glimpse::parallel::set_num_threads(saved_threads);
+}
+
+TEST_CASE("the in-place convolution gives the same result at both register widths") {
+  // conv2d_bias_activation above runs this machine's width; here cpu::conv_packed runs both, on
+  // windows whose passes end inside a cell and on rows that fill no 12-row tile.
+  struct Case {
+    Conv2dGeometry g;
+    int64_t cout;
+  };
+  // N, H, W, C, KH, KW, SH, SW, pad top, pad left, OH, OW: 3x3 SAME, 1x7 SAME on two images,
+  // 5x5 stride 2 with padding 2.
+  const Case cases[] = {{{1, 17, 17, 40, 3, 3, 1, 1, 1, 1, 17, 17}, 50},
+                        {{2, 9, 11, 130, 1, 7, 1, 1, 0, 3, 9, 11}, 20},
+                        {{1, 13, 12, 17, 5, 5, 2, 2, 2, 2, 7, 6}, 33}};
+  for (const Case& c : cases) {
+    const Conv2dGeometry& g = c.g;
+    CAPTURE(g.KH);
+    const int64_t depth = g.KH * g.KW * g.C, pixels = g.N * g.OH * g.OW;
+    const std::vector<double> x = random_values<double>(g.N * g.H * g.W * g.C);
+    const std::vector<double> kernel = random_values<double>(depth * c.cout);
+    const std::vector<double> bias = random_values<double>(c.cout);
+    std::vector<double> results[2];
+    for (int i = 0; i < 2; ++i) {
+      const int width = kWidths[i];
+      std::vector<double> packed(cpu::packed_b_size<double>(depth, c.cout, width));
+      cpu::pack_b(kernel.data(), c.cout, depth, c.cout, packed.data(), width);
+      results[i].assign(pixels * c.cout, std::numeric_limits<double>::quiet_NaN());
+      cpu::conv_packed<double>(x.data(), g, 0, pixels, c.cout, packed.data(), results[i].data(),
+                               c.cout, bias.data(), nullptr, true, 2, width);
+    }
+    CHECK(max_abs_diff(results[0], results[1]) <= 1e-12);
+    bool some_positive = false;
+    for (double v : results[1]) some_positive |= v > 0;
+    CHECK(some_positive);  // not all zeros through the ReLU
+  }
 }
 
 TEST_CASE("conv2d_bias_activation with a packed kernel rejects what it cannot do") {
