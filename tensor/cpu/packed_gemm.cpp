@@ -151,6 +151,11 @@ struct TileEnds {
   const T* residual;  // R rows of kNR values with stride ldr, or null
   int64_t ldr;
   bool relu;
+  // Lines of the next block of B to fetch into the cache meanwhile, one every few steps over k:
+  // issued all at once before the tile, they filled the core's miss buffers and stalled it (the
+  // prefetch instruction held ~4% of a batch-1 forward's samples in `perf`).
+  const char* prefetch;
+  int64_t prefetch_lines;
 };
 
 // C tile [R, kNR] (+)= A rows [R, pass depth] x B panel block [pass depth, kNR] (contiguous).
@@ -172,21 +177,34 @@ void tile(const Segment<T>* segments, int count, const T* b, T* c, int64_t ldc,
       hi[r] = load<V>(c + r * ldc + L);
     }
   }
+  const char* prefetch = ends.prefetch;
+  int64_t prefetch_lines = ends.prefetch_lines;
   for (int s = 0; s < count; ++s) {
     const T* a[R];
     for (int r = 0; r < R; ++r) a[r] = segments[s].row[r];
     const int64_t length = segments[s].length;
-    // Unrolled four times: the loop's own increment and compare were a measurable share of a
-    // 12-row tile's step (5% on the AVX-512 machine, bench/RESULTS.md).
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < length; ++k) {
+    const auto step = [&](int64_t k) __attribute__((always_inline)) {
       const V b_lo = load<V>(b + k * kNR<T, W>), b_hi = load<V>(b + k * kNR<T, W> + L);
       for (int r = 0; r < R; ++r) {
         const V a_rk = broadcast<T, W>(a[r][k]);
         lo[r] += a_rk * b_lo;  // contracted to FMA (GCC's default)
         hi[r] += a_rk * b_hi;
       }
+    };
+    // Steps in groups of 8, unrolled (the loop's own increment and compare were a measurable
+    // share of a 12-row tile's step: 5% on the AVX-512 machine, bench/RESULTS.md), with one
+    // prefetch per group while lines remain.
+    int64_t k = 0;
+    for (; k + 8 <= length; k += 8) {
+      if (prefetch_lines > 0) {
+        __builtin_prefetch(prefetch);
+        prefetch += 64;
+        --prefetch_lines;
+      }
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) step(k + j);
     }
+    for (; k < length; ++k) step(k);
     b += length * kNR<T, W>;
   }
   if (ends.last) {
@@ -305,8 +323,15 @@ void multiply_block(const Rows& source, int64_t row_begin, int64_t row_end, int6
   // 24 full tiles and one of a single row).
   const int64_t tiles = ceil_div(row_end - row_begin, kMR<W>);
   const auto tile_row = [&](int64_t t) { return row_begin + (row_end - row_begin) * t / tiles; };
-  std::vector<Segment<T>> segments(static_cast<size_t>(tiles) * kMaxSegments);
-  std::vector<int> counts(tiles);
+  // Each tile's segments for the current pass, in a buffer that each thread keeps between calls
+  // (allocated and value-initialised per call, it was 46 KB of zeros for 25 tiles).
+  thread_local std::vector<Segment<T>> segment_buffer;
+  thread_local std::vector<int> count_buffer;
+  const size_t slots = static_cast<size_t>(tiles) * kMaxSegments;
+  if (segment_buffer.size() < slots) segment_buffer.resize(slots);
+  if (count_buffer.size() < static_cast<size_t>(tiles)) count_buffer.resize(tiles);
+  Segment<T>* const segments = segment_buffer.data();
+  int* const counts = count_buffer.data();
   for (int64_t first_panel = panel_begin; first_panel < panel_end; first_panel += panels_per_block) {
     const int64_t end_panel = std::min(panel_end, first_panel + panels_per_block);
     for (int64_t pass = 0; pass < passes; ++pass) {
@@ -314,7 +339,8 @@ void multiply_block(const Rows& source, int64_t row_begin, int64_t row_end, int6
       const int64_t kc = k1 - k0;
       for (int64_t t = 0; t < tiles; ++t) {  // where each tile's rows of A are, for this pass
         const int64_t row = tile_row(t), rows = tile_row(t + 1) - row;
-        counts[t] = source.segments(row, static_cast<int>(rows), k0, k1, &segments[t * kMaxSegments]);
+        counts[t] =
+            source.segments(row, static_cast<int>(rows), k0, k1, &segments[t * kMaxSegments]);
       }
       for (int64_t p = first_panel; p < end_panel; ++p) {
         const int64_t col = p * kNR<T, W>;
@@ -336,20 +362,16 @@ void multiply_block(const Rows& source, int64_t row_begin, int64_t row_end, int6
         for (int64_t t = 0; t < tiles; ++t) {
           const int64_t row = tile_row(t);
           const int rows = static_cast<int>(tile_row(t + 1) - row);
-          if (next_b) {
-            const int64_t first_line = t * lines_per_tile;
-            const int64_t end_line = std::min(next_lines, first_line + lines_per_tile);
-            const char* bytes = reinterpret_cast<const char*>(next_b);
-            for (int64_t line = first_line; line < end_line; ++line) {
-              __builtin_prefetch(bytes + line * 64);
-            }
-          }
+          const int64_t first_line = std::min(next_lines, t * lines_per_tile);
+          const int64_t end_line = std::min(next_lines, first_line + lines_per_tile);
           const TileEnds<T> ends{pass == 0,
                                  pass == passes - 1,
                                  out.bias ? out.bias + col : nullptr,
                                  out.residual ? out.residual + row * out.ldc + col : nullptr,
                                  out.ldc,
-                                 out.relu};
+                                 out.relu,
+                                 reinterpret_cast<const char*>(next_b) + first_line * 64,
+                                 end_line - first_line};
           T* c = out.C + row * out.ldc + col;
           const Segment<T>* tile_segments = &segments[t * kMaxSegments];
           if (cols == kNR<T, W>) {
