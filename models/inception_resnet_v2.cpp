@@ -54,6 +54,24 @@ double element_at(const Tensor& t, int64_t i) {
   return t.dtype() == DType::F64 ? t.data<double>()[i] : static_cast<double>(t.data<float>()[i]);
 }
 
+// Whether the kernel still holds `samples` at `positions`. The kernels of a whole network are far
+// bigger than the caches, so each sample is a load from memory: read one after another through
+// element_at they took 0.8% of a 1-thread batch-1 forward's `perf` samples; gathered first, with
+// no branch between the loads, the processor overlaps them (0.6%).
+template <class T>
+bool same_samples_as(const T* data, const std::vector<int64_t>& positions,
+                     const std::vector<double>& samples) {
+  std::vector<double> now(positions.size());
+  for (size_t i = 0; i < positions.size(); ++i) now[i] = static_cast<double>(data[positions[i]]);
+  return now == samples;
+}
+
+bool same_samples(const Tensor& kernel, const std::vector<int64_t>& positions,
+                  const std::vector<double>& samples) {
+  return kernel.dtype() == DType::F64 ? same_samples_as(kernel.data<double>(), positions, samples)
+                                      : same_samples_as(kernel.data<float>(), positions, samples);
+}
+
 std::vector<int64_t> sample_positions(int64_t n) {
   std::vector<int64_t> positions;
   if (n <= 0) return positions;
@@ -153,9 +171,8 @@ bool ConvBN::folded_usable(const Tensor& x, double output_scale) const {
     for (size_t i = 1; i < sources.size(); ++i)
       if (!same_bytes(sources[i], folded_->small_sources[i - 1])) return false;
     if (!conv->kernel.is_contiguous()) return false;
-    for (size_t i = 0; i < folded_->sample_positions.size(); ++i)
-      if (element_at(conv->kernel, folded_->sample_positions[i]) != folded_->kernel_samples[i])
-        return false;
+    if (!same_samples(conv->kernel, folded_->sample_positions, folded_->kernel_samples))
+      return false;
   }
   return true;
 }
