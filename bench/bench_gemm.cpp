@@ -18,7 +18,7 @@
 // the CPU-time figures at 1 thread still say what the code costs.
 #include <time.h>
 
-#include <Eigen/Core>
+#include "tensor/cpu/eigen.h"
 #include <algorithm>
 #include <chrono>
 #include <cmath>

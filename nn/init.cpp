@@ -1,6 +1,7 @@
 // Initializers (see init.h).
 #include "nn/init.h"
 
+#include "tensor/cpu/eigen.h"  // first: it reads the intrinsics headers (see there)
 #include <Eigen/Dense>
 #include <cmath>
 #include <stdexcept>

@@ -3,7 +3,7 @@
 // (Adam per tensor and over many tensors at once, SGD).
 // Transcendental maps go through Eigen's array functions, which are SIMD-vectorised without
 // -ffast-math; simple maps are plain loops the compiler vectorises.
-#include <Eigen/Core>
+#include "tensor/cpu/eigen.h"
 #include <climits>
 #include <cmath>
 #include <cstring>

@@ -12,7 +12,7 @@
 // GEMM; so there is one set of threads for the whole backend, and a descheduled thread's blocks
 // are taken by the others. Every element of C is still one serial dot product over all of K, in
 // the library's order, so the thread count does not change the result.
-#include <Eigen/Core>
+#include "tensor/cpu/eigen.h"
 
 #include <algorithm>
 #include <climits>

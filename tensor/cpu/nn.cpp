@@ -1,7 +1,7 @@
 // CPU kernels for the fused neural-network ops: layer norm, batch norm, one GRU step (Keras gate
 // order z, r, h; reset gate after or before the recurrent matmul) and the embedding gather /
 // scatter-add.
-#include <Eigen/Core>
+#include "tensor/cpu/eigen.h"
 #include <cmath>
 #include <cstring>
 #include <vector>

@@ -1,7 +1,7 @@
 // CPU reduction kernels: sums, products (and their backward) and maxima over the middle axis of
 // [outer, R, inner], softmax and log-softmax, fused cross-entropy, and row-wise argmax / top-k.
 // Sums follow the fixed blocking of cpu/kernels_impl.h, so results do not depend on thread count.
-#include <Eigen/Core>
+#include "tensor/cpu/eigen.h"
 #include <algorithm>
 #include <cmath>
 #include <limits>
