@@ -370,7 +370,8 @@ void multiply_block(const Rows& source, int64_t row_begin, int64_t row_end, int6
                                  out.residual ? out.residual + row * out.ldc + col : nullptr,
                                  out.ldc,
                                  out.relu,
-                                 reinterpret_cast<const char*>(next_b) + first_line * 64,
+                                 next_b ? reinterpret_cast<const char*>(next_b) + first_line * 64
+                                        : nullptr,
                                  end_line - first_line};
           T* c = out.C + row * out.ldc + col;
           const Segment<T>* tile_segments = &segments[t * kMaxSegments];
