@@ -335,7 +335,11 @@ void Frame::close() {
     line += "  " + format_seconds(seconds);
     if (f.flops > 0 && seconds > 0) {
       char buffer[64];
-      std::snprintf(buffer, sizeof buffer, "  %.2f GFLOP/s", f.flops / seconds * 1e-9);
+      // Two decimals, but never "0.00" for a tiny op that ran slowly (a 1 KFLOP matmul taking
+      // 0.3 ms under a sanitizer): below 0.01, two significant digits.
+      const double gflops = f.flops / seconds * 1e-9;
+      std::snprintf(buffer, sizeof buffer, gflops >= 0.01 ? "  %.2f GFLOP/s" : "  %.2g GFLOP/s",
+                    gflops);
       line += buffer;
     }
     if (!f.output_tensors.empty()) {
