@@ -3,6 +3,7 @@
 #include "models/inception_resnet_v2.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -61,9 +62,10 @@ double element_at(const Tensor& t, int64_t i) {
 template <class T>
 bool same_samples_as(const T* data, const std::vector<int64_t>& positions,
                      const std::vector<double>& samples) {
-  std::vector<double> now(positions.size());
+  if (positions.size() != samples.size() || positions.size() > kKernelSamples) return false;
+  std::array<double, kKernelSamples> now;  // on the stack: this runs for every conv of a forward
   for (size_t i = 0; i < positions.size(); ++i) now[i] = static_cast<double>(data[positions[i]]);
-  return now == samples;
+  return std::equal(samples.begin(), samples.end(), now.begin());
 }
 
 bool same_samples(const Tensor& kernel, const std::vector<int64_t>& positions,

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/parallel.h"
@@ -192,8 +193,8 @@ void tile(const Segment<T>* segments, int count, const T* b, T* c, int64_t ldc,
       }
     };
     // Steps in groups of 8, unrolled (the loop's own increment and compare were a measurable
-    // share of a 12-row tile's step: 5% on the AVX-512 machine, bench/RESULTS.md), with one
-    // prefetch per group while lines remain.
+    // share of a 12-row tile's step: unrolling took a 17x17 convolution from 141 to 146 GFLOP/s
+    // on the AVX-512 machine, bench/RESULTS.md), with one prefetch per group while lines remain.
     int64_t k = 0;
     for (; k + 8 <= length; k += 8) {
       if (prefetch_lines > 0) {
@@ -395,7 +396,7 @@ void multiply_panels(const Rows& source, int64_t M, int64_t N, int64_t K, const 
   const int64_t blocks = std::max<int64_t>(1, ceil_div(M, kMC));
   for (int64_t block = 0; block < blocks; ++block) {
     multiply_block<T, W>(source, M * block / blocks, M * (block + 1) / blocks, N, K, packed, out,
-                   panel_begin, panel_end);
+                         panel_begin, panel_end);
   }
 }
 
@@ -414,27 +415,9 @@ void multiply(const Rows& source, int64_t M, int64_t N, int64_t K, const T* pack
   // second one to the others. (More would re-read the rows of A once more per task.)
   const int64_t tasks = std::min<int64_t>(panels, 2 * workers);
   parallel::run_tasks(tasks, [&](int64_t t, int) {
-    multiply_panels<T, W>(source, M, N, K, packed, out, panels * t / tasks, panels * (t + 1) / tasks);
+    multiply_panels<T, W>(source, M, N, K, packed, out, panels * t / tasks,
+                          panels * (t + 1) / tasks);
   });
-}
-
-// The convolution's rows for one chunk of pixels, multiplied at width W.
-template <class T, int W>
-void conv_chunks(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64_t pixels,
-                 int64_t N, const T* packed, T* C, int64_t ldc, const T* bias, const T* residual,
-                 bool relu, int threads) {
-  const std::vector<T> zeros(g.C, T(0));
-  // In chunks of pixels, so that the per-pixel window positions stay a small allocation (a large
-  // one would be mapped afresh, and page-faulted in, on every call).
-  constexpr int64_t kChunkPixels = 4096;
-  for (int64_t done = 0; done < pixels; done += kChunkPixels) {
-    const int64_t count = std::min(kChunkPixels, pixels - done);
-    const ConvRows<T> source(x, zeros.data(), g, first_pixel + done, count);
-    multiply<T, W>(source, count, N, g.KH * g.KW * g.C, packed,
-                   Output<T>{C + done * ldc, ldc, bias, residual ? residual + done * ldc : nullptr,
-                             relu},
-                   threads);
-  }
 }
 
 // The machine's width: 64 bytes where the build has AVX-512 and the processor runs a 512-bit
@@ -465,6 +448,14 @@ int width(int vector_bytes) {
   return vector_bytes;
 }
 
+// Calls f(std::integral_constant<int, W>{}) with W the width asked for (0: the machine's), so each
+// entry point below names its work once for both widths.
+template <class F>
+decltype(auto) with_width(int vector_bytes, F&& f) {
+  if (width(vector_bytes) == 64) return f(std::integral_constant<int, 64>{});
+  return f(std::integral_constant<int, 32>{});
+}
+
 }  // namespace
 
 int packed_gemm_vector_bytes() {
@@ -474,16 +465,13 @@ int packed_gemm_vector_bytes() {
 
 template <class T>
 int64_t packed_b_size(int64_t K, int64_t N, int vector_bytes) {
-  return width(vector_bytes) == 64 ? packed_size<T, 64>(K, N) : packed_size<T, 32>(K, N);
+  return with_width(vector_bytes,
+                    [&](auto w) { return packed_size<T, decltype(w)::value>(K, N); });
 }
 
 template <class T>
 void pack_b(const T* B, int64_t ldb, int64_t K, int64_t N, T* packed, int vector_bytes) {
-  if (width(vector_bytes) == 64) {
-    pack<T, 64>(B, ldb, K, N, packed);
-  } else {
-    pack<T, 32>(B, ldb, K, N, packed);
-  }
+  with_width(vector_bytes, [&](auto w) { pack<T, decltype(w)::value>(B, ldb, K, N, packed); });
 }
 
 template <class T>
@@ -492,11 +480,9 @@ void gemm_packed_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, con
                    int vector_bytes) {
   const MatrixRows<T> rows{A, lda};
   const Output<T> out{C, ldc, bias, residual, relu};
-  if (width(vector_bytes) == 64) {
-    multiply<T, 64>(rows, M, N, K, packed, out, threads);
-  } else {
-    multiply<T, 32>(rows, M, N, K, packed, out, threads);
-  }
+  with_width(vector_bytes, [&](auto w) {
+    multiply<T, decltype(w)::value>(rows, M, N, K, packed, out, threads);
+  });
 }
 
 // ConvRows reads a window row's cells as one run, which a dilated window is not.
@@ -514,11 +500,19 @@ void conv_packed(const T* x, const Conv2dGeometry& g, int64_t first_pixel, int64
                                 "; build the patches instead");
   }
   if (pixels <= 0 || N <= 0) return;
-  if (width(vector_bytes) == 64) {
-    conv_chunks<T, 64>(x, g, first_pixel, pixels, N, packed, C, ldc, bias, residual, relu, threads);
-  } else {
-    conv_chunks<T, 32>(x, g, first_pixel, pixels, N, packed, C, ldc, bias, residual, relu, threads);
-  }
+  const std::vector<T> zeros(g.C, T(0));
+  // In chunks of pixels, so that the per-pixel window positions stay a small allocation (a large
+  // one would be mapped afresh, and page-faulted in, on every call).
+  constexpr int64_t kChunkPixels = 4096;
+  with_width(vector_bytes, [&](auto w) {
+    for (int64_t done = 0; done < pixels; done += kChunkPixels) {
+      const int64_t count = std::min(kChunkPixels, pixels - done);
+      const ConvRows<T> source(x, zeros.data(), g, first_pixel + done, count);
+      const Output<T> out{C + done * ldc, ldc, bias, residual ? residual + done * ldc : nullptr,
+                          relu};
+      multiply<T, decltype(w)::value>(source, count, N, g.KH * g.KW * g.C, packed, out, threads);
+    }
+  });
 }
 
 #define GLIMPSE_PACKED_GEMM(T)                                                                  \
